@@ -1,0 +1,111 @@
+"""The ``spotart`` command line: a thin layer over the package; each command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Callable
+
+from .config import ConfigError, build_config
+
+log = logging.getLogger("spotart")
+
+# Errors that are the user's to fix: one clear line, no traceback.
+USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, FloatingPointError, ValueError)
+
+
+def _add_training_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", help="image folder (class folders or flat), or stl10 / cifar10 (torchvision)")
+    parser.add_argument("--out", required=True, help="run directory: config, metrics.jsonl, TensorBoard, checkpoints")
+    parser.add_argument("--image-size", type=int, help="96 (paper), 64 or 32 (any multiple of 16 from 32)")
+    parser.add_argument("--batch-size", type=int, help="per process (the global batch is this x processes)")
+    parser.add_argument("--steps", type=int, help="optimiser steps (takes precedence over --epochs)")
+    parser.add_argument("--epochs", type=int, help="passes over the data (paper: 500)")
+    parser.add_argument("--config", help="YAML file of config keys (see configs/)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override any config key, type-checked (repeatable), e.g. --set drop_rate=0.6")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its latest checkpoint")
+
+
+def _training_values(args: argparse.Namespace) -> dict:
+    return {"data": args.data, "image_size": args.image_size, "batch_size": args.batch_size,
+            "steps": args.steps, "epochs": args.epochs,
+            "autoencoder": getattr(args, "autoencoder", None)}
+
+
+def cmd_train_ae(args: argparse.Namespace) -> None:
+    from .train.stage1 import train_autoencoder
+
+    cfg = build_config("train-ae", args.config, args.set, _training_values(args))
+    train_autoencoder(cfg, args.out, resume=args.resume)
+
+
+def cmd_train_spot(args: argparse.Namespace) -> None:
+    from .train.stage2 import train_spot
+
+    cfg = build_config("train-spot", args.config, args.set, _training_values(args))
+    train_spot(cfg, args.out, resume=args.resume)
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    from .demo import run_demo
+
+    run_demo(args.out, minutes=args.minutes)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="spotart", description="Self-supervised feature learning by learning to spot artifacts (CVPR 2018)."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train-ae", help="stage 1: train the autoencoder",
+                       description="Stage 1: train the autoencoder E, D (30 x MSE, Adam 3e-4).")
+    _add_training_flags(p)
+    p.set_defaults(func=cmd_train_ae)
+
+    p = sub.add_parser("train-spot", help="stage 2: train the discriminator to spot repaired artifacts",
+                       description="Stage 2: damage the frozen encoder's features, repair them adversarially, "
+                       "and train the discriminator C to spot real vs repaired and where the damage is. If C's "
+                       "accuracy stays at chance (R wins at once), try --set warmup_steps=200, "
+                       "--set repair_lr_factor=0.3 or --set official_loss_quirk=true.")
+    _add_training_flags(p)
+    p.add_argument("--autoencoder", help="stage-1 checkpoint (runs/ae/checkpoints/latest.pt)")
+    p.set_defaults(func=cmd_train_spot)
+
+    p = sub.add_parser("demo", help="both stages for a few minutes on photographs bundled with scikit-image")
+    p.add_argument("--out", default="demo_run", help="run directory (default: demo_run)")
+    p.add_argument("--minutes", type=float, default=4.0, help="rough time budget for both stages on this machine")
+    p.set_defaults(func=cmd_demo)
+
+    for register in EXTRA_COMMANDS:
+        register(sub)
+    return parser
+
+
+# Commands from other modules (evaluation, export, ...) register themselves here: f(subparsers) -> None.
+EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    try:
+        args.func(args)
+    except KeyboardInterrupt:
+        print("spotart: interrupted; continue with --resume", file=sys.stderr)
+        return 130
+    except USER_ERRORS as err:
+        if args.verbose:
+            raise
+        print(f"spotart {args.command}: error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

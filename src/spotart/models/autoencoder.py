@@ -1,0 +1,93 @@
+"""Stage-1 autoencoder: encoder E and decoder D (METHOD.md, "Stage 1").
+
+E: conv3x3/s1 -> 32, then four conv2x2/s2 -> 64, 128, 256, 512, each followed by BatchNorm and
+LeakyReLU(0.2). A 96x96 image gives a 6x6x512 map phi(x): one cell per 16x16 block.
+D: four stages (bilinear x2 upsampling, conv3x3) -> 256, 128, 64, 32 with BatchNorm + LeakyReLU(0.2),
+then conv3x3 -> 3 with tanh. The decoder exposes its stages so that stage 2 can interleave the repair
+blocks between them without copying the frozen weights.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+# TF's batch_norm(decay=0.975, epsilon=1e-3) in PyTorch's convention (momentum = 1 - decay).
+BN_MOMENTUM = 0.025
+BN_EPS = 1e-3
+LEAK = 0.2
+
+ENCODER_WIDTHS = (32, 64, 128, 256, 512)
+DECODER_WIDTHS = (256, 128, 64, 32)
+
+
+def conv_bn_lrelu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_ch, out_ch, kernel, stride=stride, padding=padding, bias=False),  # BN makes a bias redundant
+        nn.BatchNorm2d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM),
+        nn.LeakyReLU(LEAK, inplace=True),
+    )
+
+
+class Encoder(nn.Module):
+    """E: (B, 3, H, W) in [-1, 1] -> phi (B, 512, H/16, W/16)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        w = ENCODER_WIDTHS
+        layers = [conv_bn_lrelu(3, w[0], 3, 1, 1)]
+        layers += [conv_bn_lrelu(w[i], w[i + 1], 2, 2, 0) for i in range(4)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layers(x)
+
+    def forward_features(self, x: torch.Tensor) -> list[torch.Tensor]:
+        """Every layer's output, shallow to deep (for probing the encoder as a baseline)."""
+        feats = []
+        for layer in self.layers:
+            x = layer(x)
+            feats.append(x)
+        return feats
+
+
+class DecoderStage(nn.Module):
+    """Bilinear x2 upsampling, then conv3x3 + BN + LeakyReLU."""
+
+    def __init__(self, in_ch: int, out_ch: int) -> None:
+        super().__init__()
+        self.block = conv_bn_lrelu(in_ch, out_ch, 3, 1, 1)
+
+    def forward(self, h: torch.Tensor) -> torch.Tensor:
+        h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
+        return self.block(h)
+
+
+class Decoder(nn.Module):
+    """D: phi (B, 512, g, g) -> image (B, 3, 16g, 16g) in [-1, 1].
+
+    ``stages`` are D1..D4 and ``to_rgb`` is D5; ``repair.RepairingDecoder`` calls them one by one.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        widths = (ENCODER_WIDTHS[-1],) + DECODER_WIDTHS
+        self.stages = nn.ModuleList(DecoderStage(widths[i], widths[i + 1]) for i in range(4))
+        self.to_rgb = nn.Conv2d(DECODER_WIDTHS[-1], 3, 3, padding=1)
+
+    def forward(self, phi: torch.Tensor) -> torch.Tensor:
+        h = phi
+        for stage in self.stages:
+            h = stage(h)
+        return torch.tanh(self.to_rgb(h))
+
+
+class AutoEncoder(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = Encoder()
+        self.decoder = Decoder()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decoder(self.encoder(x))

@@ -1,0 +1,71 @@
+"""The repair network R1..R5 inside the frozen decoder (METHOD.md, "Stage 2").
+
+One block before each decoder stage and one before the final conv, at 6x6x512, 12x12x256, 24x24x128,
+48x48x64 and 96x96x32 for 96 px images. A block sees the features and the keep mask:
+
+    r = conv3x3(concat[h, keep_mask]) -> BN -> LeakyReLU(0.2) -> conv3x3 (with bias)
+    out = h + (1 - keep_mask) * r          (masked repair: kept cells are left exactly as they are)
+    out = h + r                            (ablation c, "unmasked": the repair may change everything)
+
+The mask reaching each block is the previous one upsampled x2 by nearest neighbour.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .autoencoder import BN_EPS, BN_MOMENTUM, DECODER_WIDTHS, ENCODER_WIDTHS, LEAK, Decoder
+from .damage import upsample_mask
+
+REPAIR_WIDTHS = (ENCODER_WIDTHS[-1],) + DECODER_WIDTHS  # 512, 256, 128, 64, 32
+
+
+class RepairBlock(nn.Module):
+    def __init__(self, channels: int, masked: bool = True, zero_init: bool = True) -> None:
+        super().__init__()
+        self.masked = masked
+        self.body = nn.Sequential(
+            nn.Conv2d(channels + 1, channels, 3, padding=1, bias=False),
+            nn.BatchNorm2d(channels, eps=BN_EPS, momentum=BN_MOMENTUM),
+            nn.LeakyReLU(LEAK, inplace=True),
+            nn.Conv2d(channels, channels, 3, padding=1, bias=True),
+        )
+        if zero_init:
+            # Our choice: start as the identity, so the first fakes are plain damage that C can learn to
+            # spot before R learns to hide it (a plain port with default init lost the game at once).
+            nn.init.zeros_(self.body[-1].weight)
+            nn.init.zeros_(self.body[-1].bias)
+
+    def forward(self, h: torch.Tensor, keep_mask: torch.Tensor) -> torch.Tensor:
+        keep = keep_mask.to(h.dtype)
+        residual = self.body(torch.cat([h, keep], dim=1))
+        if self.masked:
+            return h + (1.0 - keep) * residual
+        return h + residual
+
+
+class RepairNetwork(nn.Module):
+    """R1..R5: the only trainable part of the generator in stage 2."""
+
+    def __init__(self, masked: bool = True, zero_init: bool = True) -> None:
+        super().__init__()
+        self.blocks = nn.ModuleList(RepairBlock(c, masked=masked, zero_init=zero_init) for c in REPAIR_WIDTHS)
+
+
+def decode_with_repair(
+    decoder: Decoder, repair: RepairNetwork | None, phi_hat: torch.Tensor, keep_mask: torch.Tensor
+) -> torch.Tensor:
+    """Decode damaged features through the frozen decoder with R1..R5 interleaved (``repair=None``: no repair).
+
+    The decoder is passed in rather than owned, so the frozen weights exist once, in the autoencoder.
+    """
+    h, mask = phi_hat, keep_mask.to(phi_hat.dtype)
+    for i, stage in enumerate(decoder.stages):
+        if repair is not None:
+            h = repair.blocks[i](h, mask)
+        h = stage(h)  # (B, C_i, 2s, 2s)
+        mask = upsample_mask(mask, h.shape[-1])
+    if repair is not None:
+        h = repair.blocks[-1](h, mask)
+    return torch.tanh(decoder.to_rgb(h))

@@ -1,0 +1,253 @@
+"""Stage 2: damage, repair, discriminate (``spotart train-spot``).
+
+Each step: the frozen autoencoder encodes x once (clean features and the "real" reconstruction), a keep
+mask damages the features, R repairs them inside the frozen decoder, C sees reconstructions and repaired
+images in one forward pass, and C and R are both updated from that pass (as the official code does).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torchvision.utils import make_grid
+
+from ..config import SpotConfig, config_to_dict
+from ..losses import discriminator_loss, discriminator_metrics, repair_loss
+from ..models import ArtifactGenerator, AutoEncoder, Discriminator, GeneratedBatch
+from . import distributed as dist_utils
+from .runtime import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    NonFiniteGuard,
+    Runtime,
+    Throughput,
+    batches,
+    load_checkpoint,
+    lr_factor,
+    make_adam,
+    progress_bar,
+    rng_state,
+    set_lr,
+    set_rng_state,
+)
+from .session import count_parameters, report_skipped, start_session
+
+log = logging.getLogger("spotart")
+
+
+def load_autoencoder(path: str | Path, image_size: int | None = None) -> AutoEncoder:
+    """The stage-1 weights of ``path``, frozen (a stage-2 checkpoint carries its autoencoder too)."""
+    payload = load_checkpoint(path)
+    if payload["stage"] == "autoencoder":
+        state = payload["model"]
+    elif payload["stage"] == "spot":
+        state = payload["autoencoder"]
+    else:
+        raise CheckpointError(f"{path} holds no autoencoder (stage {payload['stage']!r})")
+    trained_at = payload["config"]["image_size"]
+    if image_size is not None and trained_at != image_size:
+        raise CheckpointError(
+            f"the autoencoder in {path} was trained on {trained_at} px images; this run is at {image_size} px "
+            f"(pass --image-size {trained_at}, or train an autoencoder at {image_size} px)"
+        )
+    model = AutoEncoder()
+    model.load_state_dict(state)
+    return model.requires_grad_(False).eval()
+
+
+@dataclass
+class SpotModels:
+    generator: ArtifactGenerator  # frozen autoencoder + repair network R (may be None)
+    discriminator: Discriminator
+    opt_c: torch.optim.Optimizer
+    opt_r: torch.optim.Optimizer | None
+
+    @property
+    def repair_params(self) -> list[torch.nn.Parameter]:
+        return [] if self.generator.repair is None else list(self.generator.repair.parameters())
+
+
+def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) -> SpotModels:
+    generator = ArtifactGenerator(autoencoder, cfg.repair, cfg.drop_rate, cfg.passes, cfg.repair_zero_init)
+    discriminator = Discriminator(cfg.image_size, init=cfg.disc_init)
+    generator.to(runtime.device, memory_format=runtime.memory_format)
+    discriminator.to(runtime.device, memory_format=runtime.memory_format)
+    dist_utils.broadcast_module(generator)
+    dist_utils.broadcast_module(discriminator)
+    opt_c = make_adam(discriminator, cfg)
+    opt_r = make_adam(generator.repair, cfg, lr_scale=cfg.repair_lr_factor) if generator.repair is not None else None
+    return SpotModels(generator, discriminator, opt_c, opt_r)
+
+
+@dataclass
+class StepResult:
+    losses: dict[str, torch.Tensor]  # c_loss, c_gan, c_mask, and r_* when R was updated
+    metrics: dict[str, float]
+    generated: GeneratedBatch
+    mask_logits_fake: torch.Tensor
+    updated_repair: bool
+
+
+def spot_step(
+    models: SpotModels, images: torch.Tensor, cfg: SpotConfig, runtime: Runtime, step: int,
+    mask_generator: torch.Generator | None = None, guard: NonFiniteGuard | None = None,
+) -> StepResult:
+    """One joint step of C and R from a single forward pass."""
+    gen, disc = models.generator, models.discriminator
+    update_repair = (
+        models.opt_r is not None and step >= cfg.warmup_steps and step % cfg.repair_every == 0
+    )
+    with runtime.autocast():
+        if not update_repair:
+            with torch.no_grad():  # R is not updated this step: no graph through the decoder
+                generated = gen(images, mask_generator)
+        else:
+            generated = gen(images, mask_generator)
+        batch = images.shape[0]
+        both = disc(torch.cat([generated.real, generated.fake]))  # (2B, ...): one pass, shared BN statistics
+    real_out = type(both)(both.class_logits[:batch], both.mask_logits[:batch])
+    fake_out = type(both)(both.class_logits[batch:], both.mask_logits[batch:])
+
+    c_losses = discriminator_loss(real_out, fake_out, generated.keep_mask, cfg.mask_loss_weight)
+    losses = {f"c_{k}": v for k, v in c_losses.items()}
+    if update_repair:
+        r_losses = repair_loss(fake_out, generated.fake, images, generated.keep_mask, cfg.gan_weight, cfg.recon_weight)
+        losses.update({f"r_{k}": v for k, v in r_losses.items()})
+        r_total = r_losses["loss"] + c_losses["loss"] if cfg.official_loss_quirk else r_losses["loss"]
+
+    metrics = discriminator_metrics(real_out, fake_out, generated.keep_mask)
+    models.opt_c.zero_grad(set_to_none=True)
+    if models.opt_r is not None:
+        models.opt_r.zero_grad(set_to_none=True)
+    if guard is None or guard.ok(step, losses):
+        c_params = [p for p in disc.parameters() if p.requires_grad]
+        # Both backward passes before either optimiser step: stepping C first would change the weights
+        # that R's gradient has to flow through.
+        c_losses["loss"].backward(inputs=c_params, retain_graph=update_repair)
+        if update_repair:
+            r_total.backward(inputs=models.repair_params)
+        dist_utils.average_gradients(c_params)
+        models.opt_c.step()
+        if update_repair:
+            dist_utils.average_gradients(models.repair_params)
+            models.opt_r.step()
+    return StepResult(losses, metrics, generated, fake_out.mask_logits.detach(), update_repair)
+
+
+def artifact_grid(images: torch.Tensor, result: StepResult, count: int = 8) -> torch.Tensor:
+    """Rows: input x, real (reconstruction), repaired, true keep mask, predicted keep probability."""
+    g = result.generated
+    count = min(count, images.shape[0])
+    size = images.shape[-1]
+
+    def to_image(t: torch.Tensor) -> torch.Tensor:
+        return t[:count].float().cpu().add(1).div(2).clamp(0, 1)
+
+    def mask_image(mask: torch.Tensor) -> torch.Tensor:
+        up = F.interpolate(mask[:count].float().cpu(), size=(size, size), mode="nearest")
+        return up.expand(-1, 3, -1, -1)
+
+    rows = [to_image(images), to_image(g.real), to_image(g.fake), mask_image(g.keep_mask),
+            mask_image(torch.sigmoid(result.mask_logits_fake))]
+    return make_grid(torch.cat(rows), nrow=count, padding=2)
+
+
+def checkpoint_payload(models: SpotModels, cfg: SpotConfig, step: int, mask_generator: torch.Generator) -> dict:
+    repair = models.generator.repair
+    return {
+        "stage": "spot",
+        "format": CHECKPOINT_FORMAT,
+        "step": step,
+        "config": config_to_dict(cfg),
+        "discriminator": models.discriminator.state_dict(),
+        "repair": repair.state_dict() if repair is not None else None,
+        "autoencoder": models.generator.autoencoder.state_dict(),
+        "opt_c": models.opt_c.state_dict(),
+        "opt_r": models.opt_r.state_dict() if models.opt_r is not None else None,
+        "rng": rng_state({"mask": mask_generator}),
+    }
+
+
+class MetricAverager:
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums, self.counts = {}, {}
+        return out
+
+
+def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
+    if not cfg.autoencoder and not resume:
+        raise CheckpointError("train-spot needs the stage-1 checkpoint: pass --autoencoder CKPT")
+    session = start_session(cfg, out, "train-spot", stage="spot", resume=resume)
+    runtime, run = session.runtime, session.run
+    # a resumed run takes the frozen autoencoder from its own checkpoint, so it cannot silently change
+    autoencoder = load_autoencoder(session.checkpoints.latest if session.resumed else cfg.autoencoder, cfg.image_size)
+    models = build_models(cfg, autoencoder, runtime)
+    mask_generator = torch.Generator(device=runtime.device).manual_seed(cfg.seed * 1000 + dist_utils.rank() + 1)
+    if session.resumed:
+        state = session.resumed
+        models.discriminator.load_state_dict(state["discriminator"])
+        if models.generator.repair is not None:
+            models.generator.repair.load_state_dict(state["repair"])
+            models.opt_r.load_state_dict(state["opt_r"])
+        models.opt_c.load_state_dict(state["opt_c"])
+        set_rng_state(state["rng"], {"mask": mask_generator})
+    else:
+        torch.manual_seed(cfg.seed + dist_utils.rank())
+    log.info("discriminator: %.2fM parameters; repair network: %.2fM (%s repair, drop rate %.2f, %d pass(es))",
+             count_parameters(models.discriminator) / 1e6, count_parameters(models.generator) / 1e6,
+             cfg.repair, cfg.drop_rate, cfg.passes)
+
+    guard, speed, averager = NonFiniteGuard(), Throughput(), MetricAverager()
+    step = session.start_step
+    bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, "train-spot")
+    data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
+    models.generator.train()
+    models.discriminator.train()
+    try:
+        while step < session.total_steps:
+            epoch, batch = next(data)
+            report_skipped(session, batch)
+            if batch["images"].shape[0] < 2:  # BatchNorm1d in C's head needs two images
+                continue
+            images = runtime.to_device(batch["images"])
+            factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
+            set_lr(models.opt_c, cfg.lr, factor)
+            if models.opt_r is not None:
+                set_lr(models.opt_r, cfg.lr * cfg.repair_lr_factor, factor)
+            result = spot_step(models, images, cfg, runtime, step, mask_generator, guard)
+            step += 1
+            speed.add(images.shape[0] * dist_utils.world_size())
+            averager.add({**result.losses, **result.metrics})
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == session.total_steps:
+                row = {"step": step, "epoch": epoch, **averager.means(), "images_per_s": speed.rate(),
+                       "lr": cfg.lr * factor, "repair_active": int(result.updated_repair),
+                       "skipped_images": session.skipped_images, "skipped_steps": guard.total}
+                run.log_metrics(row)
+                bar.set_postfix(c=f"{row['c_loss']:.3f}", acc=f"{row['disc_acc']:.2f}",
+                                mask=f"{row['mask_acc_fake']:.2f}", img_s=f"{row['images_per_s']:.1f}")
+            if step % cfg.image_every == 0 or step == session.total_steps:
+                run.save_grid("artifacts", step, artifact_grid(images, result))
+            if step % cfg.checkpoint_every == 0 or step == session.total_steps:
+                session.checkpoints.save(checkpoint_payload(models, cfg, step, mask_generator), step, periodic=True)
+    finally:
+        bar.close()
+        run.close()
+    log.info("stage 2 done: %s", session.checkpoints.latest)
+    return session.checkpoints.latest
