@@ -276,6 +276,9 @@ def make_loader(
         persistent_workers=False,  # the sampler changes every epoch
         prefetch_factor=4 if num_workers > 0 else None,
         drop_last=False,
+        # its own generator: creating an iterator must not draw from the global RNG (dropout's), or a resumed
+        # run would see different dropout masks from the uninterrupted one
+        generator=torch.Generator().manual_seed(sampler.seed),
     )
 
 

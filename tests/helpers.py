@@ -1,0 +1,34 @@
+"""Helpers shared by the tests: tiny generated image folders and the real data in ../shared/data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+IMAGENETTE_TRAIN = SHARED_DATA / "imagenette-96" / "train"
+IMAGENETTE_VAL = SHARED_DATA / "imagenette-96" / "val"
+CIFAR_TRAIN = SHARED_DATA / "cifar10" / "train"
+
+
+def write_images(folder: Path, count: int, size: int = 48, classes: int = 2, seed: int = 0) -> Path:
+    """Smooth random colour images in class folders (``class_k/img_i.png``)."""
+    rng = np.random.default_rng(seed)
+    for i in range(count):
+        label = i % classes
+        base = rng.uniform(0, 255, size=(4, 4, 3)).astype(np.uint8)
+        img = Image.fromarray(base).resize((size, size), Image.BILINEAR)
+        out = folder / f"class_{label}"
+        out.mkdir(parents=True, exist_ok=True)
+        img.save(out / f"img_{i:03d}.png")
+    return folder
+
+
+def real_data(path: Path) -> Path:
+    if not path.is_dir():
+        pytest.skip(f"real data not present at {path}")
+    return path
