@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Callable
 
 from .config import ConfigError, build_config
 
@@ -80,13 +79,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=4.0, help="rough time budget for both stages on this machine")
     p.set_defaults(func=cmd_demo)
 
-    for register in EXTRA_COMMANDS:
-        register(sub)
+    from .evaluation import commands as evaluation_commands
+    from .inspection import commands as inspection_commands
+
+    # each package adds its own subcommands; their heavy imports happen only when a command runs
+    evaluation_commands.register(sub)
+    inspection_commands.register(sub)
     return parser
-
-
-# Commands from other modules (evaluation, export, ...) register themselves here: f(subparsers) -> None.
-EXTRA_COMMANDS: list[Callable[[argparse._SubParsersAction], None]] = []
 
 
 def main(argv: list[str] | None = None) -> int:

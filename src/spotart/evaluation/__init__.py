@@ -1,0 +1,1 @@
+"""Evaluation of the learned features: linear probes, fine-tuning, kNN, baselines, the CPU-scale reproduction."""

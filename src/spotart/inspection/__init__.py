@@ -1,0 +1,1 @@
+"""Looking at what the networks do: run report, backbone export, artifact spotter."""
