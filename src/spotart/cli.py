@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from .config import ConfigError, build_config
@@ -53,6 +54,12 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, minutes=args.minutes)
 
 
+def cmd_bench(args: argparse.Namespace) -> None:
+    from .bench import main as bench_main
+
+    bench_main(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="spotart", description="Self-supervised feature learning by learning to spot artifacts (CVPR 2018)."
@@ -79,6 +86,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--minutes", type=float, default=4.0, help="rough time budget for both stages on this machine")
     p.set_defaults(func=cmd_demo)
 
+    p = sub.add_parser("bench", help="throughput against this machine's matmul ceiling, vs the fp32 eager path")
+    p.add_argument("--data", help="image folder for the data-pipeline timing (default: ../shared/data imagenette)")
+    p.add_argument("--image-size", type=int, default=96)
+    p.add_argument("--batch-size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=5, help="timed steps per measurement")
+    p.add_argument("--warmup", type=int, default=2, help="untimed steps before each measurement")
+    p.add_argument("--fp32-steps", type=int, default=2, help="timed steps of the slow fp32 eager reference")
+    p.add_argument("--num-workers", type=int, default=2, help="data-loader workers for the data timing")
+    p.add_argument("--compile", action="store_true", help="torch.compile the models")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    p.set_defaults(func=cmd_bench)
+
     from .evaluation import commands as evaluation_commands
     from .inspection import commands as inspection_commands
 
@@ -91,7 +110,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+    level = logging.DEBUG if args.verbose else logging.INFO
+    if int(os.environ.get("RANK", 0)) > 0:  # under torchrun, only rank 0 reports progress
+        level = logging.WARNING
+    logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
         args.func(args)

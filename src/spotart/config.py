@@ -50,6 +50,7 @@ class CommonConfig:
     channels_last: str = "auto"  # auto | on | off
     compile: bool = False  # torch.compile the models (pays off on GPU; slow to warm up on CPU)
     seed: int = 0
+    sync_batchnorm: bool = False  # under torchrun on GPUs: BatchNorm statistics over the global batch, not per rank
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard rows
     image_every: int = 200  # steps between image grids
     checkpoint_every: int = 500  # steps between periodic checkpoints (latest.pt is written at each of these too)
@@ -85,6 +86,12 @@ class SpotConfig(CommonConfig):
     repair_lr_factor: float = 1.0  # R's learning rate relative to C's
     repair_every: int = 1  # update R once every this many steps (C is updated every step)
     disc_init: str = "default"  # default (PyTorch) | normal (N(0, 0.01) weights as TF examples use)
+    # --- kNN monitor of the features during training (our addition; off unless a labelled folder is given) ---
+    knn_train: str = ""  # labelled class folder used as the kNN memory
+    knn_val: str = ""  # labelled class folder to classify
+    knn_every: int = 500  # steps between kNN evaluations
+    knn_max_train: int = 5000  # cap on memory images (feature extraction costs a forward pass each)
+    knn_max_val: int = 2000
 
 
 _CONFIG_CLASSES = {"train-ae": AEConfig, "train-spot": SpotConfig}

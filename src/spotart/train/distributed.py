@@ -48,6 +48,15 @@ def shutdown() -> None:
         dist.destroy_process_group()
 
 
+def convert_batchnorm(module: nn.Module, enabled: bool, device: torch.device) -> nn.Module:
+    """SyncBatchNorm (statistics over the global batch) when asked for; PyTorch implements it for GPUs only."""
+    if not enabled:
+        return module
+    if device.type != "cuda":
+        raise ValueError("sync_batchnorm needs GPUs (PyTorch's SyncBatchNorm has no CPU implementation)")
+    return nn.SyncBatchNorm.convert_sync_batchnorm(module) if is_distributed() else module
+
+
 def broadcast_module(module: nn.Module) -> None:
     """Give every rank rank 0's parameters and buffers (the models are built from the same seed anyway)."""
     if is_distributed():
@@ -75,9 +84,23 @@ def average_gradients(params: list[torch.Tensor]) -> None:
         offset += g.numel()
 
 
-def all_reduce_mean(value: float, device: torch.device) -> float:
+def mean_over_ranks(row: dict, device: torch.device) -> dict:
+    """Average the float entries of a metrics row over ranks, so the log describes the global batch."""
     if not is_distributed():
-        return value
-    tensor = torch.tensor([value], device=device, dtype=torch.float64)
+        return row
+    keys = [k for k, v in row.items() if isinstance(v, float)]
+    tensor = torch.tensor([row[k] for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
-    return float(tensor.item()) / world_size()
+    return {**row, **{k: float(v) / world_size() for k, v in zip(keys, tensor.tolist())}}
+
+
+def weights_in_sync(modules: list[nn.Module], device: torch.device) -> bool:
+    """True when every rank holds bit-identical trainable weights (a fingerprint compared with all-reduce)."""
+    if not is_distributed():
+        return True
+    values = [p.detach().double().sum() + (p.detach().double() ** 2).sum() for m in modules for p in m.parameters()]
+    fingerprint = torch.stack(values).to(device)
+    low, high = fingerprint.clone(), fingerprint.clone()
+    dist.all_reduce(low, op=dist.ReduceOp.MIN)
+    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    return bool(torch.equal(low, high))

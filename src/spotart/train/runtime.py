@@ -101,6 +101,24 @@ class Runtime:
         return f"{self.device} {precision} {layout}"
 
 
+def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:
+    """``torch.compile`` the module when asked and supported; otherwise the module as it is, with a log line.
+
+    Parameters and state dicts are shared with the original module, so checkpoints are unaffected.
+    """
+    if not enabled:
+        return module
+    try:
+        import torch._dynamo
+
+        if not torch._dynamo.is_dynamo_supported():
+            raise RuntimeError("torch.compile is not supported on this Python/platform")
+        return torch.compile(module)
+    except Exception as err:  # noqa: BLE001 - compilation is an optimisation, never a reason to stop
+        log.warning("torch.compile unavailable (%s): running eagerly", err)
+        return module
+
+
 # ---------------------------------------------------------------------------------------------- optimisation
 def lr_factor(step: int, total_steps: int, decay_fraction: float = 0.9, final_factor: float = 0.01) -> float:
     """Official schedule: linear decay from 1 to ``final_factor`` over the first ``decay_fraction`` of the run."""

@@ -93,3 +93,12 @@ def report_skipped(session: Session, batch: dict) -> None:
             log.warning("skipped unreadable image %s", reason)
         elif session.skipped_images == 21:
             log.warning("more unreadable images: counted in metrics.jsonl as skipped_images, not logged one by one")
+
+
+def check_ranks_in_sync(modules: list[torch.nn.Module], device: torch.device, step: int) -> None:
+    """Before each checkpoint under torchrun: every rank must hold the same weights (rank 0's are saved)."""
+    if not dist_utils.is_distributed():
+        return
+    if not dist_utils.weights_in_sync(modules, device):
+        raise RuntimeError(f"step {step}: the ranks' weights differ; gradients were not averaged consistently")
+    log.info("step %d: weights identical on all %d ranks", step, dist_utils.world_size())

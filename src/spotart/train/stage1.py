@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Callable
 
 import torch
 from torchvision.utils import make_grid
@@ -20,18 +21,19 @@ from .runtime import (
     batches,
     lr_factor,
     make_adam,
+    maybe_compile,
     progress_bar,
     rng_state,
     set_lr,
     set_rng_state,
 )
-from .session import count_parameters, report_skipped, start_session
+from .session import check_ranks_in_sync, count_parameters, report_skipped, start_session
 
 log = logging.getLogger("spotart")
 
 
 def autoencoder_step(
-    model: AutoEncoder, images: torch.Tensor, optimizer: torch.optim.Optimizer, runtime: Runtime,
+    model: AutoEncoder | Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, optimizer: torch.optim.Optimizer, runtime: Runtime,
     recon_weight: float, guard: NonFiniteGuard | None = None, step: int = 0,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One optimiser step; returns the losses and the reconstructions."""
@@ -69,9 +71,11 @@ def checkpoint_payload(model, optimizer, cfg: AEConfig, step: int) -> dict:
 def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     session = start_session(cfg, out, "train-ae", stage="autoencoder", resume=resume)
     runtime, run = session.runtime, session.run
-    model = AutoEncoder().to(runtime.device, memory_format=runtime.memory_format)
+    model = dist_utils.convert_batchnorm(AutoEncoder(), cfg.sync_batchnorm, runtime.device)
+    model = model.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(model)
     optimizer = make_adam(model, cfg)
+    forward = maybe_compile(model, cfg.compile)  # shares parameters with `model`, which is what gets saved
     if session.resumed:
         model.load_state_dict(session.resumed["model"])
         optimizer.load_state_dict(session.resumed["optimizer"])
@@ -96,7 +100,7 @@ def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
             images = runtime.to_device(batch["images"])
             factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
             set_lr(optimizer, cfg.lr, factor)
-            losses, recon = autoencoder_step(model, images, optimizer, runtime, cfg.recon_weight, guard, step)
+            losses, recon = autoencoder_step(forward, images, optimizer, runtime, cfg.recon_weight, guard, step)
             step += 1
             speed.add(images.shape[0] * dist_utils.world_size())
             for key, value in losses.items():
@@ -107,12 +111,14 @@ def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
                 row = {"step": step, "epoch": epoch, **{k: v / counted for k, v in sums.items()},
                        "images_per_s": speed.rate(), "lr": cfg.lr * factor,
                        "skipped_images": session.skipped_images, "skipped_steps": guard.total}
+                row = dist_utils.mean_over_ranks(row, runtime.device)
                 run.log_metrics(row)
                 bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_s']:.1f}")
                 sums, counted = {}, 0
             if step % cfg.image_every == 0 or step == session.total_steps:
                 run.save_grid("reconstruction", step, reconstruction_grid(images, recon))
             if step % cfg.checkpoint_every == 0 or step == session.total_steps:
+                check_ranks_in_sync([model], runtime.device, step)
                 session.checkpoints.save(checkpoint_payload(model, optimizer, cfg, step), step, periodic=True)
     finally:
         bar.close()

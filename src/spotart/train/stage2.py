@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -18,7 +18,7 @@ from torchvision.utils import make_grid
 
 from ..config import SpotConfig, config_to_dict
 from ..losses import discriminator_loss, discriminator_metrics, repair_loss
-from ..models import ArtifactGenerator, AutoEncoder, Discriminator, GeneratedBatch
+from ..models import ArtifactGenerator, AutoEncoder, Discriminator, DiscriminatorOutput, GeneratedBatch
 from . import distributed as dist_utils
 from .runtime import (
     CHECKPOINT_FORMAT,
@@ -30,12 +30,13 @@ from .runtime import (
     load_checkpoint,
     lr_factor,
     make_adam,
+    maybe_compile,
     progress_bar,
     rng_state,
     set_lr,
     set_rng_state,
 )
-from .session import count_parameters, report_skipped, start_session
+from .session import check_ranks_in_sync, count_parameters, report_skipped, start_session
 
 log = logging.getLogger("spotart")
 
@@ -66,6 +67,7 @@ class SpotModels:
     discriminator: Discriminator
     opt_c: torch.optim.Optimizer
     opt_r: torch.optim.Optimizer | None
+    discriminate: Callable[[torch.Tensor], DiscriminatorOutput]  # the discriminator, compiled when asked
 
     @property
     def repair_params(self) -> list[torch.nn.Parameter]:
@@ -75,13 +77,16 @@ class SpotModels:
 def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) -> SpotModels:
     generator = ArtifactGenerator(autoencoder, cfg.repair, cfg.drop_rate, cfg.passes, cfg.repair_zero_init)
     discriminator = Discriminator(cfg.image_size, init=cfg.disc_init)
+    discriminator = dist_utils.convert_batchnorm(discriminator, cfg.sync_batchnorm, runtime.device)
+    if generator.repair is not None:
+        generator.repair = dist_utils.convert_batchnorm(generator.repair, cfg.sync_batchnorm, runtime.device)
     generator.to(runtime.device, memory_format=runtime.memory_format)
     discriminator.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(generator)
     dist_utils.broadcast_module(discriminator)
     opt_c = make_adam(discriminator, cfg)
     opt_r = make_adam(generator.repair, cfg, lr_scale=cfg.repair_lr_factor) if generator.repair is not None else None
-    return SpotModels(generator, discriminator, opt_c, opt_r)
+    return SpotModels(generator, discriminator, opt_c, opt_r, maybe_compile(discriminator, cfg.compile))
 
 
 @dataclass
@@ -109,7 +114,7 @@ def spot_step(
         else:
             generated = gen(images, mask_generator)
         batch = images.shape[0]
-        both = disc(torch.cat([generated.real, generated.fake]))  # (2B, ...): one pass, shared BN statistics
+        both = models.discriminate(torch.cat([generated.real, generated.fake]))  # (2B, ...): one pass, shared BN statistics
     real_out = type(both)(both.class_logits[:batch], both.mask_logits[:batch])
     fake_out = type(both)(both.class_logits[batch:], both.mask_logits[batch:])
 
@@ -239,12 +244,14 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
                 row = {"step": step, "epoch": epoch, **averager.means(), "images_per_s": speed.rate(),
                        "lr": cfg.lr * factor, "repair_active": int(result.updated_repair),
                        "skipped_images": session.skipped_images, "skipped_steps": guard.total}
+                row = dist_utils.mean_over_ranks(row, runtime.device)
                 run.log_metrics(row)
                 bar.set_postfix(c=f"{row['c_loss']:.3f}", acc=f"{row['disc_acc']:.2f}",
                                 mask=f"{row['mask_acc_fake']:.2f}", img_s=f"{row['images_per_s']:.1f}")
             if step % cfg.image_every == 0 or step == session.total_steps:
                 run.save_grid("artifacts", step, artifact_grid(images, result))
             if step % cfg.checkpoint_every == 0 or step == session.total_steps:
+                check_ranks_in_sync([models.discriminator, models.generator], runtime.device, step)
                 session.checkpoints.save(checkpoint_payload(models, cfg, step, mask_generator), step, periodic=True)
     finally:
         bar.close()
