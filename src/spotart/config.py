@@ -50,6 +50,7 @@ class CommonConfig:
     channels_last: str = "auto"  # auto | on | off
     compile: bool = False  # torch.compile the models (pays off on GPU; slow to warm up on CPU)
     seed: int = 0
+    deterministic: bool = False  # deterministic kernels: a resumed run then matches an uninterrupted one bit for bit
     sync_batchnorm: bool = False  # under torchrun on GPUs: BatchNorm statistics over the global batch, not per rank
     log_every: int = 10  # steps between metrics.jsonl / TensorBoard rows
     image_every: int = 200  # steps between image grids

@@ -49,6 +49,8 @@ def start_session(cfg: CommonConfig, out: str, command: str, stage: str, resume:
     dist_utils.init_from_env()
     runtime = Runtime.from_config(cfg)
     seed_everything(cfg.seed)  # same on every rank: the models start identical
+    if cfg.deterministic:
+        torch.use_deterministic_algorithms(True, warn_only=True)
     run = RunDir(out)
     manager = CheckpointManager(run, cfg.keep_checkpoints)
     resumed = None
