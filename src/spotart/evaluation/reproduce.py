@@ -1,0 +1,303 @@
+"""``spotart reproduce``: the paper's probe table and ablations at CPU scale, on Imagenette-96.
+
+Pretraining uses the train split without labels, probes train on the train split's labels and report top-1 on
+val (the role STL-10 plays in the paper, at the same 96 px). Every model gets a stated budget in optimiser steps:
+
+- the full method and each ablation of the paper (no repair, unmasked repair, twice through, no mask loss): one
+  shared stage-1 autoencoder, then stage 2 with one switch each;
+- baselines: the random-init discriminator, the same AlexNet trained with labels (``train-supervised``, the upper
+  bound) and the stage-1 encoder's layers.
+
+All state lives in the work folder and every step is skipped when its output exists: a finished training run has
+``trained.json``, an unfinished one continues with ``resume=True``, a finished probe has ``probe.json``. So an
+interrupted run, started again with the same command, goes on where it stopped. Wall time is accumulated per model
+in ``timing.json`` over all sessions. Results: ``RESULTS/reproduce.json`` (model -> layer -> top-1 %) and
+``RESULTS/reproduce.md`` (the table with command, budgets, wall times and machine), rewritten after every model.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..config import build_config
+from ..train.runtime import cpu_has_fast_bf16
+from .errors import EvaluationError
+from .linear import LinearSettings
+from .probe import ProbeOptions, run_probe
+from .supervised import build_supervised_config, train_supervised
+from .toydata import write_toy_dataset
+
+log = logging.getLogger("spotart")
+
+DEFAULT_DATA = "../shared/data/imagenette-96"  # relative to the repository root, where the command is run
+PAPER_IMAGES = 500 * 100_000  # the paper's stage 2: 500 epochs of STL-10's 100k unlabelled images
+PAPER_PROBES = {  # METHOD.md: ImageNet linear probes, top-1 conv1..conv5 (a different, 1000-class task)
+    "Spot-Artifacts": (19.5, 33.3, 37.9, 38.9, 34.9),
+    "random init": (11.6, 17.1, 16.9, 16.3, 14.1),
+    "supervised AlexNet": (19.3, 36.3, 44.2, 48.3, 50.5),
+}
+
+
+@dataclass(frozen=True)
+class Preset:
+    name: str
+    image_size: int
+    batch_size: int
+    ae_steps: int
+    spot_steps: int
+    supervised_steps: int
+    probe_epochs: int
+    workers: int
+    expected: str  # what it costs, said up front
+
+
+PRESETS = {
+    "tiny": Preset("tiny", 32, 4, 2, 2, 2, 5, 0, "seconds, on generated toy images: a check of the pipeline only"),
+    # 64 px: 4x4 damage grid, ~3x more steps per minute than 96 px (METHOD.md); stage 2 runs at ~1 step/s
+    "quick": Preset("quick", 64, 64, 500, 250, 800, 10, 1, "about 45 minutes on 2 CPU cores with AMX"),
+    "full": Preset("full", 96, 64, 3000, 2000, 4000, 10, 1, "about 8 hours on 2 CPU cores with AMX"),
+}
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str  # key in reproduce.json and folder in the work directory
+    label: str  # row of the table
+    kind: str  # spot | random | supervised | autoencoder
+    switches: tuple[str, ...] = ()  # train-spot config switches of an ablation
+
+
+MODELS = (
+    ModelSpec("full", "(a) full method", "spot"),
+    ModelSpec("no_repair", "(b) no repair network (damage only)", "spot", ("repair=none",)),
+    ModelSpec("unmasked_repair", "(c) repair output not masked", "spot", ("repair=unmasked",)),
+    ModelSpec("twice", "(d) damage and repair twice", "spot", ("passes=2",)),
+    ModelSpec("no_mask_loss", "no mask-prediction loss", "spot", ("mask_loss_weight=0",)),
+    ModelSpec("random", "random init", "random"),
+    ModelSpec("supervised", "supervised AlexNet (labels)", "supervised"),
+    ModelSpec("autoencoder", "autoencoder encoder (stage 1)", "autoencoder"),
+)
+
+
+class Reproduction:
+    """One preset's models in one work folder; each ``run_model`` call does only what is not done yet."""
+
+    def __init__(self, preset: Preset, data: Path, work: Path, results: Path, spot_set: list[str],
+                 ae_set: list[str], command: str) -> None:
+        self.preset, self.work, self.results, self.command = preset, work, results, command
+        self.train_dir, self.val_dir = data / "train", data / "val"
+        self.spot_set, self.ae_set = spot_set, ae_set
+        self.timing_path = work / "timing.json"
+
+    # -------------------------------------------------------------------------------------------- bookkeeping
+    def timing(self) -> dict[str, dict[str, float]]:
+        return json.loads(self.timing_path.read_text()) if self.timing_path.is_file() else {}
+
+    def _timed(self, model: str, part: str, work: Callable[[], Any]) -> Any:
+        """Run ``work``; add its wall time to ``timing.json`` even when it is interrupted."""
+        start = time.perf_counter()
+        try:
+            return work()
+        finally:
+            timing = self.timing()
+            entry = timing.setdefault(model, {})
+            entry[part] = round(entry.get(part, 0.0) + time.perf_counter() - start, 1)
+            self.timing_path.write_text(json.dumps(timing, indent=1))
+
+    def _common(self) -> list[str]:
+        p = self.preset
+        return [f"data={self.train_dir}", f"image_size={p.image_size}", f"batch_size={p.batch_size}",
+                f"num_workers={p.workers}", "checkpoint_every=100", "keep_checkpoints=1",
+                f"progress={str(p.name != 'tiny').lower()}"]
+
+    def _train(self, model: str, run_dir: Path, steps: int, train: Callable[[bool], Path]) -> Path:
+        """Train once: skip a finished run, resume an unfinished one, restart one that never saved a checkpoint."""
+        marker = run_dir / "trained.json"
+        if marker.is_file() and json.loads(marker.read_text())["steps"] == steps:
+            return Path(json.loads(marker.read_text())["checkpoint"])
+        resume = (run_dir / "checkpoints" / "latest.pt").is_file()
+        if not resume and run_dir.exists():
+            shutil.rmtree(run_dir)  # started but never checkpointed: nothing to keep
+        log.info("reproduce: training %s for %d steps%s", model, steps, " (resuming)" if resume else "")
+        checkpoint = self._timed(model, "train_s", lambda: train(resume))
+        marker.write_text(json.dumps({"steps": steps, "checkpoint": str(checkpoint)}))
+        return checkpoint
+
+    # ------------------------------------------------------------------------------------------------ models
+    def autoencoder(self) -> Path:
+        from ..train.stage1 import train_autoencoder
+
+        cfg = build_config("train-ae", set_pairs=self._common() + [f"steps={self.preset.ae_steps}", *self.ae_set])
+        run_dir = self.work / "autoencoder" / "run"
+        return self._train("autoencoder", run_dir, cfg.steps,
+                           lambda resume: train_autoencoder(cfg, str(run_dir), resume))
+
+    def checkpoint_for(self, spec: ModelSpec) -> str | None:
+        run_dir = self.work / spec.name / "run"
+        if spec.kind == "autoencoder":
+            return str(self.autoencoder())
+        if spec.kind == "spot":
+            from ..train.stage2 import train_spot
+
+            ae = self.autoencoder()
+            # the ablation's switches come last, so that no --set can undo what the row is about
+            pairs = self._common() + [f"steps={self.preset.spot_steps}", f"autoencoder={ae}", *self.spot_set,
+                                      *spec.switches]
+            cfg = build_config("train-spot", set_pairs=pairs)
+            return str(self._train(spec.name, run_dir, cfg.steps, lambda resume: train_spot(cfg, str(run_dir), resume)))
+        if spec.kind == "supervised":
+            cfg = build_supervised_config(self._common() + [f"steps={self.preset.supervised_steps}"])
+            return str(self._train(spec.name, run_dir, cfg.steps,
+                                   lambda resume: train_supervised(cfg, str(run_dir), resume)))
+        return None  # random init: nothing to train
+
+    def run_model(self, spec: ModelSpec) -> dict[str, Any]:
+        probe_dir = self.work / spec.name / "probe"
+        if (probe_dir / "probe.json").is_file():
+            return json.loads((probe_dir / "probe.json").read_text())
+        checkpoint = self.checkpoint_for(spec)
+        options = ProbeOptions(image_size=self.preset.image_size,
+                               linear=LinearSettings(epochs=self.preset.probe_epochs), workers=self.preset.workers,
+                               keep_features=False, progress=self.preset.name != "tiny")
+        init = "random" if spec.kind == "random" else "checkpoint"
+        return self._timed(spec.name, "probe_s", lambda: run_probe(str(self.train_dir), str(self.val_dir), probe_dir,
+                                                                    checkpoint, init, options))
+
+    # ----------------------------------------------------------------------------------------------- results
+    def budget(self, spec: ModelSpec) -> str:
+        p = self.preset
+        if spec.kind == "spot":
+            images = p.spot_steps * p.batch_size
+            return (f"stage 2: {p.spot_steps} steps x {p.batch_size} ({images:,} images, "
+                    f"1/{PAPER_IMAGES // images:,} of the paper's)")
+        if spec.kind == "supervised":
+            return f"{p.supervised_steps} steps x {p.batch_size} with labels"
+        if spec.kind == "autoencoder":
+            return f"stage 1: {p.ae_steps} steps x {p.batch_size}"
+        return "none"
+
+    def write_results(self, specs: tuple[ModelSpec, ...], wall_s: float) -> dict[str, dict[str, float]]:
+        probes = {spec.name: json.loads((self.work / spec.name / "probe" / "probe.json").read_text())
+                  for spec in specs if (self.work / spec.name / "probe" / "probe.json").is_file()}
+        table = {name: {k: v for k, v in probe.items() if k in probe["layers"]} for name, probe in probes.items()}
+        self.results.mkdir(parents=True, exist_ok=True)
+        (self.results / "reproduce.json").write_text(json.dumps(table, indent=2))
+        (self.results / "reproduce.md").write_text(self.markdown(specs, probes, wall_s))
+        return table
+
+    def markdown(self, specs: tuple[ModelSpec, ...], probes: dict[str, dict], wall_s: float) -> str:
+        p, timing = self.preset, self.timing()
+        ae_time = timing.get("autoencoder", {}).get("train_s", 0.0)
+        total = sum(sum(parts.values()) for parts in timing.values())
+        train_images = next(iter(probes.values()))["train_images"] if probes else "?"
+        val_images = next(iter(probes.values()))["val_images"] if probes else "?"
+        lines = [
+            f"### CPU-scale reproduction, preset `{p.name}` ({p.image_size} px)",
+            "",
+            f"- command: `{self.command}`",
+            f"- machine: {describe_machine()}",
+            f"- wall time: {_minutes(total)} in all sessions together ({_minutes(wall_s)} in the last one); "
+            f"expected {p.expected}",
+            f"- data: `{self.train_dir}` for pretraining without labels and for the probes' training "
+            f"({train_images} images), `{self.val_dir}` for top-1 ({val_images} images)",
+            f"- shared stage 1 (all stage-2 rows start from it): autoencoder {p.ae_steps} steps x {p.batch_size} "
+            f"({_minutes(ae_time)})",
+            "- probes: linear classifier per frozen layer on features average-pooled to about 9,000 dimensions, "
+            f"{p.probe_epochs} epochs of Adam, weight decay 1e-3 (`spotart probe`)",
+            "",
+            "| model | budget | wall time | conv1 | conv2 | conv3 | conv4 | conv5 |",
+            "|---|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for spec in specs:
+            probe = probes.get(spec.name)
+            seconds = sum(timing.get(spec.name, {}).values())
+            cells = [f"{probe[layer]:.1f}" for layer in probe["layers"]] if probe else ["pending"] * 5
+            label = spec.label + (" ¹" if spec.kind == "autoencoder" else "")
+            lines.append(f"| {label} | {self.budget(spec)} | {_minutes(seconds) if seconds else '-'} | "
+                         + " | ".join(cells) + " |")
+        dims = next((probe["layers"] for probe in probes.values() if probe["model"] != "autoencoder"), None)
+        lines.append("")
+        if any(spec.kind == "autoencoder" for spec in specs):
+            lines.append("¹ the encoder's five layers (32/64/128/256/512 channels) in the conv1..conv5 columns.")
+        if dims:
+            lines.append("Pooled dimensions: " + ", ".join(f"{layer} {info['pooled']}" for layer, info in dims.items())
+                         + ". Wall time per row: its own training and probe (stage-2 rows without the shared stage 1).")
+        paper = "; ".join(f"{name} {' / '.join(map(str, values))}" for name, values in PAPER_PROBES.items())
+        lines.append(f"For scale, the paper's ImageNet probes (1000 classes, full budget): {paper}.")
+        return "\n".join(lines) + "\n"
+
+
+def describe_machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        names = [line.split(":", 1)[1].strip() for line in cpuinfo.read_text().splitlines()
+                 if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    accel = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    bf16 = ", bf16 autocast (AMX/AVX512-BF16)" if cpu_has_fast_bf16() else ""
+    return f"{cpu}, {cores} cores{bf16}, {accel}, torch {torch.__version__}, Python {platform.python_version()}"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
+
+
+def select_models(names: str | None) -> tuple[ModelSpec, ...]:
+    if not names:
+        return MODELS
+    known = {spec.name: spec for spec in MODELS}
+    wanted = [name.strip() for name in names.split(",") if name.strip()]
+    unknown = [name for name in wanted if name not in known]
+    if unknown:
+        raise EvaluationError(f"unknown model {unknown[0]!r}: choose from {', '.join(known)}")
+    return tuple(spec for spec in MODELS if spec.name in wanted)
+
+
+def data_folder(preset: Preset, data: str | None, work: Path) -> Path:
+    """The folder with ``train/`` and ``val/``; the tiny preset generates its own toy images."""
+    if preset.name == "tiny" and not data:
+        root = work / "data"
+        if not (root / "val").is_dir():
+            write_toy_dataset(root, train_per_class=8, val_per_class=4, classes=3, size=40)
+        return root
+    root = Path(data or DEFAULT_DATA).expanduser()
+    if not (root / "train").is_dir() or not (root / "val").is_dir():
+        raise FileNotFoundError(f"{root} must hold train/ and val/ class folders (the {preset.name} preset reads "
+                                f"{DEFAULT_DATA} from the repository root by default; pass --data DIR)")
+    return root
+
+
+def run_reproduce(preset: str, data: str | None = None, work: str | None = None, results: str | None = None,
+                  models: str | None = None, spot_set: list[str] | None = None, ae_set: list[str] | None = None,
+                  command: str = "spotart reproduce") -> dict[str, dict[str, float]]:
+    """Train and probe every selected model that is not done yet; write and return the results table."""
+    if preset not in PRESETS:
+        raise EvaluationError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
+    chosen = PRESETS[preset]
+    work_dir = Path(work or f"benchmarks/runs/reproduce-{chosen.name}")
+    results_dir = Path(results or (work_dir / "results" if chosen.name == "tiny" else "benchmarks/results"))
+    specs = select_models(models)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    repro = Reproduction(chosen, data_folder(chosen, data, work_dir), work_dir, results_dir, list(spot_set or []),
+                         list(ae_set or []), command)
+    log.info("reproduce: preset %s (%s), %d models, work folder %s", chosen.name, chosen.expected, len(specs), work_dir)
+    start = time.perf_counter()
+    table: dict[str, dict[str, float]] = {}
+    for spec in specs:
+        repro.run_model(spec)
+        table = repro.write_results(specs, time.perf_counter() - start)
+    print((results_dir / "reproduce.md").read_text())
+    print(f"results: {results_dir / 'reproduce.json'}, {results_dir / 'reproduce.md'}")
+    return table

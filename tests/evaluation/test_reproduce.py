@@ -1,0 +1,63 @@
+"""``spotart reproduce --preset tiny``: every model trained and probed, the results files, and resuming."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spotart.cli import main
+from spotart.evaluation.errors import EvaluationError
+from spotart.evaluation.reproduce import MODELS, run_reproduce
+from spotart.models import LAYERS
+from spotart.train import stage1, stage2
+
+
+def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
+    work, results = tmp_path / "work", tmp_path / "results"
+    assert main(["reproduce", "--preset", "tiny", "--work", str(work), "--results", str(results)]) == 0
+    table = json.loads((results / "reproduce.json").read_text())
+    assert list(table) == [spec.name for spec in MODELS]
+    for name, layers in table.items():
+        expected = ("enc1", "enc2", "enc3", "enc4", "enc5") if name == "autoencoder" else LAYERS
+        assert tuple(layers) == expected and all(0.0 <= v <= 100.0 for v in layers.values()), name
+    markdown = (results / "reproduce.md").read_text()
+    assert "spotart reproduce --preset tiny" in markdown and "machine:" in markdown and "wall time" in markdown
+    for spec in MODELS:
+        assert f"| {spec.label}" in markdown
+    assert "pending" not in markdown
+    assert "repair: none" in (work / "no_repair" / "run" / "config.yaml").read_text()
+    assert "passes: 2" in (work / "twice" / "run" / "config.yaml").read_text()
+    timing = json.loads((work / "timing.json").read_text())
+    assert set(timing) == {spec.name for spec in MODELS} and timing["full"]["train_s"] > 0
+    assert not list(work.glob("*/probe/features/*"))  # feature caches are dropped once probed
+    capsys.readouterr()
+
+    # a second run does nothing but rewrite the results
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(stage1, "train_autoencoder", must_not_train)
+    monkeypatch.setattr(stage2, "train_spot", must_not_train)
+    assert run_reproduce("tiny", work=str(work), results=str(results)) == table
+
+    # an interrupted stage-2 run (checkpoint, no completion marker, no probe) continues with resume=True
+    (work / "full" / "run" / "trained.json").unlink()
+    (work / "full" / "probe" / "probe.json").unlink()
+    calls = []
+
+    def record(cfg, out, resume=False):
+        calls.append(resume)
+        return work / "full" / "run" / "checkpoints" / "latest.pt"
+
+    monkeypatch.setattr(stage2, "train_spot", record)
+    run_reproduce("tiny", work=str(work), results=str(results), models="full,random")
+    assert calls == [True]
+    assert list(json.loads((results / "reproduce.json").read_text())) == ["full", "random"]
+
+
+def test_unknown_models_and_missing_data_are_clear(tmp_path):
+    with pytest.raises(EvaluationError, match="unknown model 'best'"):
+        run_reproduce("tiny", work=str(tmp_path), models="full,best")
+    with pytest.raises(FileNotFoundError, match="must hold train/ and val/"):
+        run_reproduce("quick", data=str(tmp_path / "none"), work=str(tmp_path / "w"))
