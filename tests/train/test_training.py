@@ -114,3 +114,14 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, image_folder):
     broken.write_bytes(ae_ckpt.read_bytes()[:1000])
     with pytest.raises(CheckpointError, match="cannot be read"):
         load_checkpoint(broken)
+
+
+def test_knn_monitor_is_logged_when_a_validation_folder_is_given(tmp_path):
+    train = write_images(tmp_path / "train", 16, size=40, classes=2)
+    val = write_images(tmp_path / "val", 8, size=40, classes=2, seed=1)
+    ae_ckpt = _ae(tmp_path, train, 32, steps=1)
+    cfg = _spot_cfg(train, 32, ae_ckpt, steps=2, extra=[f"knn_val={val}", "knn_every=2"])
+    train_spot(cfg, str(tmp_path / "spot"))
+    knn_rows = [r for r in _rows(tmp_path / "spot") if "knn_top1" in r]
+    assert [r["step"] for r in knn_rows] == [2]
+    assert 0 <= knn_rows[0]["knn_top1"] <= 100

@@ -195,6 +195,17 @@ class MetricAverager:
         return out
 
 
+def make_knn_monitor(cfg: SpotConfig):
+    """The kNN accuracy monitor on conv5 when a labelled validation folder is configured, else None."""
+    if not cfg.knn_val:
+        return None
+    from ..evaluation.knn import KnnMonitor
+
+    return KnnMonitor(cfg.knn_train or cfg.data, cfg.knn_val, cfg.image_size, cfg.knn_every,
+                      max_train=cfg.knn_max_train, max_val=cfg.knn_max_val, precision=cfg.precision,
+                      data_root=cfg.data_root, seed=cfg.seed)
+
+
 def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
     if not cfg.autoencoder and not resume:
         raise CheckpointError("train-spot needs the stage-1 checkpoint: pass --autoencoder CKPT")
@@ -218,6 +229,7 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
              count_parameters(models.discriminator) / 1e6, count_parameters(models.generator) / 1e6,
              cfg.repair, cfg.drop_rate, cfg.passes)
 
+    knn = make_knn_monitor(cfg) if dist_utils.is_main_process() else None
     guard, speed, averager = NonFiniteGuard(), Throughput(), MetricAverager()
     step = session.start_step
     bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, "train-spot")
@@ -248,6 +260,9 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
                 run.log_metrics(row)
                 bar.set_postfix(c=f"{row['c_loss']:.3f}", acc=f"{row['disc_acc']:.2f}",
                                 mask=f"{row['mask_acc_fake']:.2f}", img_s=f"{row['images_per_s']:.1f}")
+            if knn is not None and (knn_row := knn(models.discriminator, step)):
+                run.log_metrics({"step": step, "epoch": epoch, **knn_row})
+                log.info("step %d: kNN top-1 on conv5 %.1f%%", step, knn_row["knn_top1"])
             if step % cfg.image_every == 0 or step == session.total_steps:
                 run.save_grid("artifacts", step, artifact_grid(images, result))
             if step % cfg.checkpoint_every == 0 or step == session.total_steps:
