@@ -47,3 +47,12 @@ def test_input_normalisation_is_0_255_minus_mean():
 
 def test_check_resolution_returns_grid():
     assert check_resolution(96) == 6 and check_resolution(32) == 2
+
+
+def test_local_response_norm_matches_pytorch():
+    from spotart.models.discriminator import LocalResponseNorm
+
+    x = torch.randn(2, 96, 5, 5) * 30  # large activations, as on the 0..255 input scale
+    ours = LocalResponseNorm(96, 5, alpha=1e-4, beta=0.75, k=1.0)(x)
+    reference = torch.nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)(x)
+    assert torch.allclose(ours, reference, rtol=1e-5, atol=1e-6)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 RGB_MEAN = (123.68, 116.78, 103.94)  # ImageNet mean on the 0..255 scale (official code)
@@ -49,6 +50,26 @@ def check_resolution(image_size: int) -> int:
     return enc
 
 
+class LocalResponseNorm(nn.Module):
+    """AlexNet's LRN, ``x / (k + alpha/size * sum of x^2 over `size` neighbouring channels)^beta``.
+
+    Same values as ``nn.LocalResponseNorm``, but the channel window sum is a fixed banded 1x1 convolution
+    (a matrix product) instead of PyTorch's 3-d average pooling, which on CPU cost 6% of a stage-2 step.
+    """
+
+    def __init__(self, channels: int, size: int = 5, alpha: float = 1e-4, beta: float = 0.75, k: float = 1.0) -> None:
+        super().__init__()
+        self.size, self.alpha, self.beta, self.k = size, alpha, beta, k
+        index = torch.arange(channels)
+        offset = index.view(1, -1) - index.view(-1, 1)  # [out, in]: in - out
+        band = ((offset >= -(size // 2)) & (offset <= (size - 1) // 2)).float() * (alpha / size)
+        self.register_buffer("band", band.view(channels, channels, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        scale = F.conv2d(x * x, self.band.to(x.dtype))  # (B, C, H, W): alpha/size * windowed sum of squares
+        return x / (scale + self.k).pow(self.beta)
+
+
 class BatchNormNoScale(nn.Module):
     """BatchNorm with a learned shift only (TF's batch_norm(scale=False)): conv5's normalisation."""
 
@@ -74,10 +95,10 @@ class Trunk(nn.Module):
         self.register_buffer("rgb_mean", torch.tensor(RGB_MEAN).view(1, 3, 1, 1), persistent=False)
         self.conv1 = nn.Conv2d(3, 96, 11, stride=4, padding=5)
         self.pool1 = nn.MaxPool2d(3, stride=2, padding=1)
-        self.norm1 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+        self.norm1 = LocalResponseNorm(96, 5, alpha=1e-4, beta=0.75, k=1.0)
         self.conv2 = nn.Conv2d(96, 256, 5, padding=2, groups=2)
         self.pool2 = nn.MaxPool2d(3, stride=2, padding=1)
-        self.norm2 = nn.LocalResponseNorm(5, alpha=1e-4, beta=0.75, k=1.0)
+        self.norm2 = LocalResponseNorm(256, 5, alpha=1e-4, beta=0.75, k=1.0)
         self.conv3 = nn.Conv2d(256, 384, 3, padding=1)
         self.conv4 = nn.Conv2d(384, 384, 3, padding=1, groups=2)
         self.conv5 = nn.Conv2d(384, 256, 3, padding=1, groups=2, bias=False)
