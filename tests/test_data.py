@@ -4,7 +4,14 @@ import torch
 from PIL import Image
 
 from spotart.data import (
-    Augment, CenterCrop, DataError, FolderSource, ImageDataset, SeededSampler, collate_skipping, open_source,
+    Augment,
+    CenterCrop,
+    DataError,
+    FolderSource,
+    ImageDataset,
+    SeededSampler,
+    collate_skipping,
+    open_source,
 )
 
 from .helpers import write_images

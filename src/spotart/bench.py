@@ -13,8 +13,9 @@ import logging
 import resource
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 
@@ -198,8 +199,8 @@ def format_table(result: dict[str, Any]) -> str:
         ("peak memory", f"{result['peak_memory_gib']:.2f} GiB"),
     ]
     width = max(len(name) for name, _ in rows)
-    header = f"{result['device']}, {result['threads']} threads, {result['image_size']} px, batch {result['batch_size']}, " \
-             f"{result['path']} vs {result['reference_path']}"
+    header = (f"{result['device']}, {result['threads']} threads, {result['image_size']} px, "
+              f"batch {result['batch_size']}, {result['path']} vs {result['reference_path']}")
     return "\n".join([header] + [f"{name:<{width}}  {value}" for name, value in rows])
 
 

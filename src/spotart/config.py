@@ -260,10 +260,10 @@ def config_from_dict(command: str, values: dict[str, Any]) -> CommonConfig:
 
 __all__ = [
     "AEConfig",
-    "SpotConfig",
     "CommonConfig",
     "ConfigError",
+    "SpotConfig",
     "build_config",
-    "config_to_dict",
     "config_from_dict",
+    "config_to_dict",
 ]

@@ -13,9 +13,10 @@ import logging
 import math
 import os
 import random
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Protocol
 
 import torch
 import torchvision.transforms.v2.functional as TF

@@ -13,9 +13,9 @@ import time
 import pytest
 import torch
 
+from spotart.config import AEConfig
 from spotart.models import AutoEncoder
 from spotart.train.runtime import NonFiniteGuard, Runtime, load_checkpoint, make_adam
-from spotart.config import AEConfig
 from spotart.train.stage1 import autoencoder_step
 
 from ..helpers import write_images
@@ -54,7 +54,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_weights(tmp_path):
     resumed = subprocess.run(_cmd(data, tmp_path / "killed", "--resume"), capture_output=True, text=True, env=env,
                              timeout=300)
     assert resumed.returncode == 0, resumed.stderr
-    assert f"resuming from" in resumed.stderr and f"at step {killed_at}" in resumed.stderr
+    assert "resuming from" in resumed.stderr and f"at step {killed_at}" in resumed.stderr
     a = load_checkpoint(tmp_path / "whole" / "checkpoints" / "latest.pt")
     b = load_checkpoint(tmp_path / "killed" / "checkpoints" / "latest.pt")
     assert a["step"] == b["step"] == 8

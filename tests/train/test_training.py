@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from spotart.config import build_config
+from spotart.train import stage2
 from spotart.train.runtime import CheckpointError, load_checkpoint
 from spotart.train.stage1 import train_autoencoder
-from spotart.train import stage2
 from spotart.train.stage2 import train_spot
 
 from ..helpers import IMAGENETTE_TRAIN, real_data, write_images

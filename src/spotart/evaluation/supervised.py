@@ -18,19 +18,8 @@ import torch
 from ..config import CommonConfig, ConfigError, apply_overrides, config_to_dict, parse_set_args
 from ..models import Discriminator, check_resolution
 from ..train import distributed as dist_utils
-from ..train.runtime import (
-    CHECKPOINT_FORMAT,
-    NonFiniteGuard,
-    Throughput,
-    batches,
-    lr_factor,
-    make_adam,
-    progress_bar,
-    rng_state,
-    set_lr,
-    set_rng_state,
-)
-from ..train.session import count_parameters, report_skipped, start_session
+from ..train.runtime import CHECKPOINT_FORMAT, NonFiniteGuard, make_adam, rng_state, set_rng_state
+from ..train.session import Stage, count_parameters, run_loop, start_session
 from .classifier import TrunkClassifier, classifier_step
 from .datasets import open_labelled
 
@@ -82,7 +71,7 @@ def train_supervised(cfg: SupervisedConfig, out: str, resume: bool = False) -> P
     """Train conv1..conv5 and the head on the labels of ``cfg.data``; return the latest checkpoint."""
     classes = open_labelled(cfg.data, cfg.stl10_split, "training", cfg.data_root).classes
     session = start_session(cfg, out, "train-supervised", stage=STAGE, resume=resume)
-    runtime, run = session.runtime, session.run
+    runtime = session.runtime
     disc = Discriminator(cfg.image_size)
     model = TrunkClassifier(disc.trunk, cfg.image_size, len(classes), cfg.hidden)
     model.to(runtime.device, memory_format=runtime.memory_format)
@@ -97,41 +86,19 @@ def train_supervised(cfg: SupervisedConfig, out: str, resume: bool = False) -> P
         torch.manual_seed(cfg.seed + dist_utils.rank())
     log.info("supervised AlexNet: %.2fM parameters, %d classes", count_parameters(model) / 1e6, len(classes))
 
-    guard, speed = NonFiniteGuard(), Throughput()
-    sums: dict[str, float] = {}
-    counted = 0
-    step = session.start_step
-    bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, "train-supervised")
-    data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
+    guard = NonFiniteGuard()
+
+    def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict[str, float], None]:
+        return classifier_step(model, images, labels, optimizer, runtime, guard, index), None
+
     model.train()
-    try:
-        while step < session.total_steps:
-            epoch, batch = next(data)
-            report_skipped(session, batch)
-            if batch["images"].shape[0] < 2:  # the head's BatchNorm needs two images
-                continue
-            factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
-            set_lr(optimizer, cfg.lr, factor)
-            metrics = classifier_step(model, runtime.to_device(batch["images"]), batch["labels"].to(runtime.device),
-                                      optimizer, runtime, guard, step)
-            step += 1
-            speed.add(batch["images"].shape[0] * dist_utils.world_size())
-            for key, value in metrics.items():
-                sums[key] = sums.get(key, 0.0) + value
-            counted += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == session.total_steps:
-                row = {"step": step, "epoch": epoch, **{k: v / counted for k, v in sums.items()},
-                       "images_per_s": speed.rate(), "lr": cfg.lr * factor,
-                       "skipped_images": session.skipped_images, "skipped_steps": guard.total}
-                run.log_metrics(row)
-                bar.set_postfix(loss=f"{row['loss']:.3f}", acc=f"{row['acc']:.2f}", img_s=f"{row['images_per_s']:.1f}")
-                sums, counted = {}, 0
-            if step % cfg.checkpoint_every == 0 or step == session.total_steps:
-                session.checkpoints.save(checkpoint_payload(disc, model, optimizer, cfg, classes, step), step,
-                                         periodic=True)
-    finally:
-        bar.close()
-        run.close()
-    log.info("supervised training done: %s", session.checkpoints.latest)
-    return session.checkpoints.latest
+    stage = Stage(
+        name="train-supervised",
+        step=step,
+        optimizers=[(optimizer, cfg.lr)],
+        payload=lambda index: checkpoint_payload(disc, model, optimizer, cfg, classes, index),
+        sync_modules=[model],
+        postfix={"loss": "loss", "acc": "acc"},
+        min_batch=2,  # the head's BatchNorm needs two images
+    )
+    return run_loop(session, stage, guard)

@@ -7,20 +7,20 @@ from .generator import ArtifactGenerator, GeneratedBatch
 from .repair import RepairBlock, RepairNetwork, decode_with_repair
 
 __all__ = [
+    "LAYERS",
+    "ArtifactGenerator",
     "AutoEncoder",
     "Decoder",
-    "Encoder",
-    "damage_features",
-    "sample_keep_mask",
-    "upsample_mask",
-    "LAYERS",
     "Discriminator",
     "DiscriminatorOutput",
-    "Trunk",
-    "check_resolution",
-    "ArtifactGenerator",
+    "Encoder",
     "GeneratedBatch",
     "RepairBlock",
     "RepairNetwork",
+    "Trunk",
+    "check_resolution",
+    "damage_features",
     "decode_with_repair",
+    "sample_keep_mask",
+    "upsample_mask",
 ]

@@ -10,8 +10,8 @@ blocks between them without copying the frozen weights.
 from __future__ import annotations
 
 import torch
-from torch import nn
 import torch.nn.functional as F
+from torch import nn
 
 # TF's batch_norm(decay=0.975, epsilon=1e-3) in PyTorch's convention (momentum = 1 - decay).
 BN_MOMENTUM = 0.025

@@ -43,7 +43,7 @@ class ArtifactGenerator(nn.Module):
         self.drop_rate = drop_rate
         self.passes = passes
 
-    def train(self, mode: bool = True) -> "ArtifactGenerator":
+    def train(self, mode: bool = True) -> ArtifactGenerator:
         super().train(mode)
         self.autoencoder.eval()  # frozen: BatchNorm in inference mode, running statistics never updated
         return self

@@ -12,9 +12,10 @@ import math
 import os
 import random
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -80,7 +81,7 @@ class Runtime:
     channels_last: bool
 
     @classmethod
-    def from_config(cls, cfg: CommonConfig) -> "Runtime":
+    def from_config(cls, cfg: CommonConfig) -> Runtime:
         device = pick_device()
         dtype = resolve_precision(cfg.precision, device)
         return cls(device, dtype, resolve_channels_last(cfg.channels_last, device, dtype))
@@ -130,7 +131,7 @@ def lr_factor(step: int, total_steps: int, decay_fraction: float = 0.9, final_fa
 def make_adam(module: nn.Module, cfg: CommonConfig, lr_scale: float = 1.0) -> torch.optim.Adam:
     """Adam with the official settings; coupled L2 on conv/linear weights only (not BatchNorm, not biases)."""
     decay, no_decay = [], []
-    for name, param in module.named_parameters():
+    for param in module.parameters():
         if not param.requires_grad:
             continue
         (decay if param.ndim > 1 else no_decay).append(param)

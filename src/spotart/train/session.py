@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,10 +16,16 @@ from . import distributed as dist_utils
 from .runtime import (
     CheckpointError,
     CheckpointManager,
+    NonFiniteGuard,
     RunDir,
     Runtime,
+    Throughput,
+    batches,
     load_checkpoint,
+    lr_factor,
+    progress_bar,
     seed_everything,
+    set_lr,
     total_steps,
 )
 
@@ -104,3 +112,82 @@ def check_ranks_in_sync(modules: list[torch.nn.Module], device: torch.device, st
     if not dist_utils.weights_in_sync(modules, device):
         raise RuntimeError(f"step {step}: the ranks' weights differ; gradients were not averaged consistently")
     log.info("step %d: weights identical on all %d ranks", step, dist_utils.world_size())
+
+
+# ------------------------------------------------------------------------------------------------ the loop
+@dataclass
+class Stage:
+    """What a training stage plugs into ``run_loop``: its step, and how to schedule, show and save it."""
+
+    name: str  # progress-bar label, e.g. "train-spot"
+    step: Callable[[torch.Tensor, torch.Tensor, int], tuple[dict[str, Any], Any]]  # (images, labels, step)
+    optimizers: list[tuple[torch.optim.Optimizer, float]]  # each with its base learning rate
+    payload: Callable[[int], dict[str, Any]]  # the checkpoint at a step
+    sync_modules: list[torch.nn.Module]  # compared across ranks before each checkpoint
+    grid: Callable[[torch.Tensor, Any], torch.Tensor] | None = None  # (images, step output) -> (3, H, W) in [0, 1]
+    grid_name: str = "images"
+    postfix: dict[str, str] = field(default_factory=lambda: {"loss": "loss"})  # progress label -> metric key
+    after_step: Callable[[int], dict[str, float]] | None = None  # extra metrics at some steps (kNN)
+    min_batch: int = 1  # smaller batches (all but a few images unreadable) are skipped
+
+
+class MetricAverager:
+    """Means of every metric since the last ``means()`` call (logged rows describe an interval, not one step)."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+
+    def add(self, values: dict[str, Any]) -> None:
+        for key, value in values.items():
+            value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+            self.sums[key] = self.sums.get(key, 0.0) + value
+            self.counts[key] = self.counts.get(key, 0) + 1
+
+    def means(self) -> dict[str, float]:
+        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        self.sums, self.counts = {}, {}
+        return out
+
+
+def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
+    """Batches, learning-rate schedule, step, metrics, image grids and checkpoints, until the last step."""
+    cfg, runtime, run = session.cfg, session.runtime, session.run
+    speed, averager = Throughput(), MetricAverager()
+    step = session.start_step
+    bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, stage.name)
+    data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
+    try:
+        while step < session.total_steps:
+            epoch, batch = next(data)
+            report_skipped(session, batch)
+            if batch["images"].shape[0] < max(stage.min_batch, 1):
+                continue
+            images = runtime.to_device(batch["images"])
+            factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
+            for optimizer, base_lr in stage.optimizers:
+                set_lr(optimizer, base_lr, factor)
+            metrics, output = stage.step(images, batch["labels"].to(runtime.device, non_blocking=True), step)
+            step += 1
+            speed.add(images.shape[0] * dist_utils.world_size())
+            averager.add(metrics)
+            bar.update(1)
+            if step % cfg.log_every == 0 or step == session.total_steps:
+                row = {"step": step, "epoch": epoch, **averager.means(), "images_per_s": speed.rate(),
+                       "lr": cfg.lr * factor, "skipped_images": session.skipped_images, "skipped_steps": guard.total}
+                row = dist_utils.mean_over_ranks(row, runtime.device)
+                run.log_metrics(row)
+                bar.set_postfix({label: f"{row[key]:.3f}" for label, key in stage.postfix.items() if key in row}
+                                | {"img_s": f"{row['images_per_s']:.1f}"})
+            if stage.after_step is not None and (extra := stage.after_step(step)):
+                run.log_metrics({"step": step, "epoch": epoch, **extra})
+            if stage.grid is not None and (step % cfg.image_every == 0 or step == session.total_steps):
+                run.save_grid(stage.grid_name, step, stage.grid(images, output))
+            if step % cfg.checkpoint_every == 0 or step == session.total_steps:
+                check_ranks_in_sync(stage.sync_modules, runtime.device, step)
+                session.checkpoints.save(stage.payload(step), step, periodic=True)
+    finally:
+        bar.close()
+        run.close()
+    log.info("%s done: %s", stage.name, session.checkpoints.latest)
+    return session.checkpoints.latest

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torchvision.utils import make_grid
@@ -17,24 +17,24 @@ from .runtime import (
     CHECKPOINT_FORMAT,
     NonFiniteGuard,
     Runtime,
-    Throughput,
-    batches,
-    lr_factor,
     make_adam,
     maybe_compile,
-    progress_bar,
     rng_state,
-    set_lr,
     set_rng_state,
 )
-from .session import check_ranks_in_sync, count_parameters, report_skipped, start_session
+from .session import Stage, count_parameters, run_loop, start_session
 
 log = logging.getLogger("spotart")
 
 
 def autoencoder_step(
-    model: AutoEncoder | Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor, optimizer: torch.optim.Optimizer, runtime: Runtime,
-    recon_weight: float, guard: NonFiniteGuard | None = None, step: int = 0,
+    model: AutoEncoder | Callable[[torch.Tensor], torch.Tensor],
+    images: torch.Tensor,
+    optimizer: torch.optim.Optimizer,
+    runtime: Runtime,
+    recon_weight: float,
+    guard: NonFiniteGuard | None = None,
+    step: int = 0,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One optimiser step; returns the losses and the reconstructions."""
     with runtime.autocast():
@@ -70,7 +70,7 @@ def checkpoint_payload(model, optimizer, cfg: AEConfig, step: int) -> dict:
 
 def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     session = start_session(cfg, out, "train-ae", stage="autoencoder", resume=resume)
-    runtime, run = session.runtime, session.run
+    runtime = session.runtime
     model = dist_utils.convert_batchnorm(AutoEncoder(), cfg.sync_batchnorm, runtime.device)
     model = model.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(model)
@@ -83,46 +83,20 @@ def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     else:
         torch.manual_seed(cfg.seed + dist_utils.rank())
     log.info("autoencoder: %.2fM parameters", count_parameters(model) / 1e6)
+    guard = NonFiniteGuard()
 
-    guard, speed = NonFiniteGuard(), Throughput()
-    sums: dict[str, float] = {}
-    counted = 0
-    step = session.start_step
-    bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, "train-ae")
-    data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
+    def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, torch.Tensor]:
+        losses, recon = autoencoder_step(forward, images, optimizer, runtime, cfg.recon_weight, guard, index)
+        return losses, recon
+
     model.train()
-    try:
-        while step < session.total_steps:
-            epoch, batch = next(data)
-            report_skipped(session, batch)
-            if batch["images"].numel() == 0:
-                continue
-            images = runtime.to_device(batch["images"])
-            factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
-            set_lr(optimizer, cfg.lr, factor)
-            losses, recon = autoencoder_step(forward, images, optimizer, runtime, cfg.recon_weight, guard, step)
-            step += 1
-            speed.add(images.shape[0] * dist_utils.world_size())
-            for key, value in losses.items():
-                sums[key] = sums.get(key, 0.0) + float(value.detach())
-            counted += 1
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == session.total_steps:
-                row = {"step": step, "epoch": epoch, **{k: v / counted for k, v in sums.items()},
-                       "images_per_s": speed.rate(), "lr": cfg.lr * factor,
-                       "skipped_images": session.skipped_images, "skipped_steps": guard.total}
-                row = dist_utils.mean_over_ranks(row, runtime.device)
-                run.log_metrics(row)
-                bar.set_postfix(loss=f"{row['loss']:.4f}", img_s=f"{row['images_per_s']:.1f}")
-                sums, counted = {}, 0
-            if step % cfg.image_every == 0 or step == session.total_steps:
-                run.save_grid("reconstruction", step, reconstruction_grid(images, recon))
-            if step % cfg.checkpoint_every == 0 or step == session.total_steps:
-                check_ranks_in_sync([model], runtime.device, step)
-                session.checkpoints.save(checkpoint_payload(model, optimizer, cfg, step), step, periodic=True)
-    finally:
-        bar.close()
-        run.close()
-    log.info("stage 1 done: %s", session.checkpoints.latest)
-    return session.checkpoints.latest
-
+    stage = Stage(
+        name="train-ae",
+        step=step,
+        optimizers=[(optimizer, cfg.lr)],
+        payload=lambda index: checkpoint_payload(model, optimizer, cfg, index),
+        sync_modules=[model],
+        grid=reconstruction_grid,
+        grid_name="reconstruction",
+    )
+    return run_loop(session, stage, guard)

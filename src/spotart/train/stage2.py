@@ -8,9 +8,9 @@ images in one forward pass, and C and R are both updated from that pass (as the 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 import torch.nn.functional as F
@@ -25,18 +25,13 @@ from .runtime import (
     CheckpointError,
     NonFiniteGuard,
     Runtime,
-    Throughput,
-    batches,
     load_checkpoint,
-    lr_factor,
     make_adam,
     maybe_compile,
-    progress_bar,
     rng_state,
-    set_lr,
     set_rng_state,
 )
-from .session import check_ranks_in_sync, count_parameters, report_skipped, start_session
+from .session import Stage, count_parameters, run_loop, start_session
 
 log = logging.getLogger("spotart")
 
@@ -85,7 +80,9 @@ def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) ->
     dist_utils.broadcast_module(generator)
     dist_utils.broadcast_module(discriminator)
     opt_c = make_adam(discriminator, cfg)
-    opt_r = make_adam(generator.repair, cfg, lr_scale=cfg.repair_lr_factor) if generator.repair is not None else None
+    opt_r = None
+    if generator.repair is not None:
+        opt_r = make_adam(generator.repair, cfg, lr_scale=cfg.repair_lr_factor)
     return SpotModels(generator, discriminator, opt_c, opt_r, maybe_compile(discriminator, cfg.compile))
 
 
@@ -114,7 +111,8 @@ def spot_step(
         else:
             generated = gen(images, mask_generator)
         batch = images.shape[0]
-        both = models.discriminate(torch.cat([generated.real, generated.fake]))  # (2B, ...): one pass, shared BN statistics
+        # (2B, ...): reconstructions and repaired images in one pass, sharing BatchNorm statistics
+        both = models.discriminate(torch.cat([generated.real, generated.fake]))
     real_out = type(both)(both.class_logits[:batch], both.mask_logits[:batch])
     fake_out = type(both)(both.class_logits[batch:], both.mask_logits[batch:])
 
@@ -178,23 +176,6 @@ def checkpoint_payload(models: SpotModels, cfg: SpotConfig, step: int, mask_gene
     }
 
 
-class MetricAverager:
-    def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
-        self.counts: dict[str, int] = {}
-
-    def add(self, values: dict[str, Any]) -> None:
-        for key, value in values.items():
-            value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-            self.sums[key] = self.sums.get(key, 0.0) + value
-            self.counts[key] = self.counts.get(key, 0) + 1
-
-    def means(self) -> dict[str, float]:
-        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
-        self.sums, self.counts = {}, {}
-        return out
-
-
 def make_knn_monitor(cfg: SpotConfig):
     """The kNN accuracy monitor on conv5 when a labelled validation folder is configured, else None."""
     if not cfg.knn_val:
@@ -210,7 +191,7 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
     if not cfg.autoencoder and not resume:
         raise CheckpointError("train-spot needs the stage-1 checkpoint: pass --autoencoder CKPT")
     session = start_session(cfg, out, "train-spot", stage="spot", resume=resume)
-    runtime, run = session.runtime, session.run
+    runtime = session.runtime
     # a resumed run takes the frozen autoencoder from its own checkpoint, so it cannot silently change
     autoencoder = load_autoencoder(session.checkpoints.latest if session.resumed else cfg.autoencoder, cfg.image_size)
     models = build_models(cfg, autoencoder, runtime)
@@ -230,46 +211,33 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
              cfg.repair, cfg.drop_rate, cfg.passes)
 
     knn = make_knn_monitor(cfg) if dist_utils.is_main_process() else None
-    guard, speed, averager = NonFiniteGuard(), Throughput(), MetricAverager()
-    step = session.start_step
-    bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, "train-spot")
-    data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
+    guard = NonFiniteGuard()
+
+    def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, StepResult]:
+        result = spot_step(models, images, cfg, runtime, index, mask_generator, guard)
+        return {**result.losses, **result.metrics, "repair_active": float(result.updated_repair)}, result
+
+    def after_step(index: int) -> dict[str, float]:
+        row = knn(models.discriminator, index) if knn is not None else {}
+        if row:
+            log.info("step %d: kNN top-1 on conv5 %.1f%%", index, row["knn_top1"])
+        return row
+
     models.generator.train()
     models.discriminator.train()
-    try:
-        while step < session.total_steps:
-            epoch, batch = next(data)
-            report_skipped(session, batch)
-            if batch["images"].shape[0] < 2:  # BatchNorm1d in C's head needs two images
-                continue
-            images = runtime.to_device(batch["images"])
-            factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
-            set_lr(models.opt_c, cfg.lr, factor)
-            if models.opt_r is not None:
-                set_lr(models.opt_r, cfg.lr * cfg.repair_lr_factor, factor)
-            result = spot_step(models, images, cfg, runtime, step, mask_generator, guard)
-            step += 1
-            speed.add(images.shape[0] * dist_utils.world_size())
-            averager.add({**result.losses, **result.metrics})
-            bar.update(1)
-            if step % cfg.log_every == 0 or step == session.total_steps:
-                row = {"step": step, "epoch": epoch, **averager.means(), "images_per_s": speed.rate(),
-                       "lr": cfg.lr * factor, "repair_active": int(result.updated_repair),
-                       "skipped_images": session.skipped_images, "skipped_steps": guard.total}
-                row = dist_utils.mean_over_ranks(row, runtime.device)
-                run.log_metrics(row)
-                bar.set_postfix(c=f"{row['c_loss']:.3f}", acc=f"{row['disc_acc']:.2f}",
-                                mask=f"{row['mask_acc_fake']:.2f}", img_s=f"{row['images_per_s']:.1f}")
-            if knn is not None and (knn_row := knn(models.discriminator, step)):
-                run.log_metrics({"step": step, "epoch": epoch, **knn_row})
-                log.info("step %d: kNN top-1 on conv5 %.1f%%", step, knn_row["knn_top1"])
-            if step % cfg.image_every == 0 or step == session.total_steps:
-                run.save_grid("artifacts", step, artifact_grid(images, result))
-            if step % cfg.checkpoint_every == 0 or step == session.total_steps:
-                check_ranks_in_sync([models.discriminator, models.generator], runtime.device, step)
-                session.checkpoints.save(checkpoint_payload(models, cfg, step, mask_generator), step, periodic=True)
-    finally:
-        bar.close()
-        run.close()
-    log.info("stage 2 done: %s", session.checkpoints.latest)
-    return session.checkpoints.latest
+    optimizers = [(models.opt_c, cfg.lr)]
+    if models.opt_r is not None:
+        optimizers.append((models.opt_r, cfg.lr * cfg.repair_lr_factor))
+    stage = Stage(
+        name="train-spot",
+        step=step,
+        optimizers=optimizers,
+        payload=lambda index: checkpoint_payload(models, cfg, index, mask_generator),
+        sync_modules=[models.discriminator, models.generator],
+        grid=lambda images, result: artifact_grid(images, result),
+        grid_name="artifacts",
+        postfix={"c": "c_loss", "acc": "disc_acc", "mask": "mask_acc_fake"},
+        after_step=after_step,
+        min_batch=2,  # BatchNorm1d in C's class head needs two images
+    )
+    return run_loop(session, stage, guard)

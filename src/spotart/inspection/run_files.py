@@ -1,0 +1,58 @@
+"""Reading a stage-2 run directory: its config, its metrics, its checkpoint, its latest training grid."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+
+class ReportError(ValueError):
+    """A run directory the report cannot be made from: the message says why."""
+
+
+@dataclass(frozen=True)
+class SpotRun:
+    root: Path
+    metrics: list[dict[str, Any]]  # metrics.jsonl, one row per logged step
+    checkpoint: Path
+    latest_grid: Path | None  # the newest images/artifacts_*.png written during training
+
+
+def read_metrics(path: Path) -> list[dict[str, Any]]:
+    """Every row of ``metrics.jsonl``; a torn last line (a run killed mid-write) is skipped, not fatal."""
+    if not path.is_file():
+        return []
+    rows = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and "step" in row:
+            rows.append(row)
+    return rows
+
+
+def open_run(root: str | Path) -> SpotRun:
+    root = Path(root).expanduser()
+    if not root.is_dir():
+        raise ReportError(f"run directory not found: {root}")
+    config_path = root / "config.yaml"
+    if not config_path.is_file():
+        raise ReportError(f"{root} is not a spotart run directory (it has no config.yaml)")
+    try:
+        config = yaml.safe_load(config_path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ReportError(f"{config_path} is not valid YAML: {err}") from None
+    command = config.get("command") if isinstance(config, dict) else None
+    if command != "train-spot":
+        raise ReportError(f"{root} is a {command or 'unknown'} run; the report needs a stage-2 run (train-spot)")
+    checkpoint = root / "checkpoints" / "latest.pt"
+    if not checkpoint.is_file():
+        raise ReportError(f"{root} has no checkpoints/latest.pt yet: the report needs the trained networks")
+    grids = sorted((root / "images").glob("artifacts_*.png"))
+    return SpotRun(root, read_metrics(root / "metrics.jsonl"), checkpoint, grids[-1] if grids else None)
