@@ -18,7 +18,15 @@ from torchvision.utils import make_grid
 
 from ..config import SpotConfig, config_to_dict
 from ..losses import discriminator_loss, discriminator_metrics, repair_loss
-from ..models import ArtifactGenerator, AutoEncoder, Discriminator, DiscriminatorOutput, GeneratedBatch
+from ..models import (
+    ArtifactGenerator,
+    AutoEncoder,
+    Discriminator,
+    DiscriminatorOutput,
+    GeneratedBatch,
+    damage_features,
+    decode_with_repair,
+)
 from . import distributed as dist_utils
 from .runtime import (
     CHECKPOINT_FORMAT,
@@ -142,8 +150,17 @@ def spot_step(
     return StepResult(losses, metrics, generated, fake_out.mask_logits.detach(), update_repair)
 
 
-def artifact_grid(images: torch.Tensor, result: StepResult, count: int = 8) -> torch.Tensor:
-    """Rows: input x, real (reconstruction), repaired, true keep mask, predicted keep probability."""
+@torch.no_grad()
+def damaged_decoding(generator: ArtifactGenerator, images: torch.Tensor, keep_mask: torch.Tensor) -> torch.Tensor:
+    """The same damage decoded without repair: what the repair network has to hide."""
+    autoencoder = generator.autoencoder
+    phi = autoencoder.encoder(images)
+    return decode_with_repair(autoencoder.decoder, None, damage_features(phi, keep_mask), keep_mask)
+
+
+def artifact_grid(generator: ArtifactGenerator, images: torch.Tensor, result: StepResult, count: int = 8
+                  ) -> torch.Tensor:
+    """Rows: input x, real (reconstruction), damaged without repair, repaired, true keep mask, predicted keep."""
     g = result.generated
     count = min(count, images.shape[0])
     size = images.shape[-1]
@@ -155,7 +172,8 @@ def artifact_grid(images: torch.Tensor, result: StepResult, count: int = 8) -> t
         up = F.interpolate(mask[:count].float().cpu(), size=(size, size), mode="nearest")
         return up.expand(-1, 3, -1, -1)
 
-    rows = [to_image(images), to_image(g.real), to_image(g.fake), mask_image(g.keep_mask),
+    damaged = damaged_decoding(generator, images[:count], g.keep_mask[:count])
+    rows = [to_image(images), to_image(g.real), to_image(damaged), to_image(g.fake), mask_image(g.keep_mask),
             mask_image(torch.sigmoid(result.mask_logits_fake))]
     return make_grid(torch.cat(rows), nrow=count, padding=2)
 
@@ -234,7 +252,7 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
         optimizers=optimizers,
         payload=lambda index: checkpoint_payload(models, cfg, index, mask_generator),
         sync_modules=[models.discriminator, models.generator],
-        grid=lambda images, result: artifact_grid(images, result),
+        grid=lambda images, result: artifact_grid(models.generator, images, result),
         grid_name="artifacts",
         postfix={"c": "c_loss", "acc": "disc_acc", "mask": "mask_acc_fake"},
         after_step=after_step,
