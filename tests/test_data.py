@@ -49,11 +49,19 @@ def test_unreadable_files_are_skipped_and_reported(tmp_path):
     grey16 = Image.fromarray((np.arange(400).reshape(20, 20) * 100).astype(np.uint16))
     grey16.save(folder / "class_0" / "deep.png")
     Image.new("CMYK", (20, 20), (0, 255, 0, 0)).save(folder / "class_0" / "cmyk.jpg")
+    Image.new("L", (20, 20), 128).save(folder / "class_0" / "grey.jpg")
+    Image.new("P", (20, 20)).save(folder / "class_0" / "palette.gif")
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(
+        folder / "class_0" / "whole.jpg")
+    whole = (folder / "class_0" / "whole.jpg").read_bytes()
+    (folder / "class_0" / "truncated.jpg").write_bytes(whole[: len(whole) // 2])
     ds = ImageDataset(FolderSource(folder), Augment(size=16))
     batch = collate_skipping([ds[(i, i)] for i in range(len(ds))])
-    assert batch["images"].shape == (6, 3, 16, 16)  # 4 PNGs + 16-bit grey + CMYK converted
-    assert len(batch["skipped"]) == 3
+    # 4 PNGs + 16-bit grey + CMYK + 8-bit grey + palette + the whole JPEG, all converted to RGB
+    assert batch["images"].shape == (9, 3, 16, 16)
+    assert len(batch["skipped"]) == 4
     assert any("broken.jpg" in r for r in batch["skipped"]) and any("only 3x3" in r for r in batch["skipped"])
+    assert any("truncated.jpg" in r for r in batch["skipped"]) and any("empty.png" in r for r in batch["skipped"])
     assert batch["images"].min() >= -1 and batch["images"].max() <= 1
 
 

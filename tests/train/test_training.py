@@ -125,3 +125,11 @@ def test_knn_monitor_is_logged_when_a_validation_folder_is_given(tmp_path):
     knn_rows = [r for r in _rows(tmp_path / "spot") if "knn_top1" in r]
     assert [r["step"] for r in knn_rows] == [2]
     assert 0 <= knn_rows[0]["knn_top1"] <= 100
+
+
+def test_resuming_at_another_image_size_is_refused(tmp_path, image_folder):
+    _ae(tmp_path, image_folder, 32, steps=1)
+    cfg = build_config("train-ae", set_pairs=FAST + [f"data={image_folder}", "image_size=64", "batch_size=4",
+                                                     "steps=2"])
+    with pytest.raises(CheckpointError, match="trained at 32 px, not 64 px"):
+        train_autoencoder(cfg, str(tmp_path / "ae"), resume=True)
