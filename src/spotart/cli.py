@@ -75,8 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train-spot", help="stage 2: train the discriminator to spot repaired artifacts",
                        description="Stage 2: damage the frozen encoder's features, repair them adversarially, "
                        "and train the discriminator C to spot real vs repaired and where the damage is. If C's "
-                       "accuracy stays at chance (R wins at once), try --set warmup_steps=200, "
-                       "--set repair_lr_factor=0.3 or --set official_loss_quirk=true.")
+                       "accuracy (disc_acc in metrics.jsonl) stays at 0.5 because R wins at once, as it does with "
+                       "the paper's losses at small budgets, use --config configs/small_scale.yaml "
+                       "(--set official_loss_quirk=true --set warmup_steps=60); see benchmarks/RESULTS.md.")
     _add_training_flags(p)
     p.add_argument("--autoencoder", help="stage-1 checkpoint (runs/ae/checkpoints/latest.pt)")
     p.set_defaults(func=cmd_train_spot)
