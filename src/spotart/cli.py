@@ -119,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except KeyboardInterrupt:
-        print("spotart: interrupted; continue with --resume", file=sys.stderr)
+        hint = "run the same command again" if args.command == "reproduce" else "add --resume to the same command"
+        print(f"spotart {args.command}: interrupted; to continue, {hint}", file=sys.stderr)
         return 130
     except USER_ERRORS as err:
         if args.verbose:
