@@ -119,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.func(args)
     except KeyboardInterrupt:
-        hint = "run the same command again" if args.command == "reproduce" else "add --resume to the same command"
-        print(f"spotart {args.command}: interrupted; to continue, {hint}", file=sys.stderr)
+        hints = {"reproduce": "; run the same command again to continue"}
+        hints.update({name: "; add --resume to the same command to continue"
+                      for name in ("train-ae", "train-spot", "train-supervised")})
+        print(f"spotart {args.command}: interrupted{hints.get(args.command, '')}", file=sys.stderr)
         return 130
     except USER_ERRORS as err:
         if args.verbose:
