@@ -45,7 +45,6 @@ class Session:
     start_step: int = 0
     resumed: dict[str, Any] | None = None  # the checkpoint a resumed run starts from
     skipped_images: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def steps_per_epoch(self) -> int:
