@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..train.stage2 import load_autoencoder
+from ..train.stage2 import autoencoder_from_payload
 from . import report_sections as sections
 from .charts import metric_curves
 from .checkpoint import discriminator_from, load_spot_checkpoint
@@ -34,7 +34,7 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, probes: Seq
     payload = load_spot_checkpoint(run.checkpoint)
     config = payload["config"]
     size = int(config["image_size"])
-    autoencoder = load_autoencoder(run.checkpoint, size)
+    autoencoder = autoencoder_from_payload(payload, str(run.checkpoint), size)
     discriminator = discriminator_from(payload)
     with tempfile.TemporaryDirectory(prefix="spotart-report-") as scratch:
         fixed = fixed_images(config, size, count, Path(scratch))

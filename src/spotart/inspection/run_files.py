@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ..config import ConfigError, load_yaml
 
 
 class ReportError(ValueError):
@@ -45,10 +45,10 @@ def open_run(root: str | Path) -> SpotRun:
     if not config_path.is_file():
         raise ReportError(f"{root} is not a spotart run directory (it has no config.yaml)")
     try:
-        config = yaml.safe_load(config_path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ReportError(f"{config_path} is not valid YAML: {err}") from None
-    command = config.get("command") if isinstance(config, dict) else None
+        config = load_yaml(config_path)
+    except ConfigError as err:
+        raise ReportError(str(err)) from None
+    command = config.get("command")
     if command != "train-spot":
         raise ReportError(f"{root} is a {command or 'unknown'} run; the report needs a stage-2 run (train-spot)")
     checkpoint = root / "checkpoints" / "latest.pt"

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -46,17 +47,21 @@ log = logging.getLogger("spotart")
 
 def load_autoencoder(path: str | Path, image_size: int | None = None) -> AutoEncoder:
     """The stage-1 weights of ``path``, frozen (a stage-2 checkpoint carries its autoencoder too)."""
-    payload = load_checkpoint(path)
+    return autoencoder_from_payload(load_checkpoint(path), str(path), image_size)
+
+
+def autoencoder_from_payload(payload: dict[str, Any], source: str, image_size: int | None = None) -> AutoEncoder:
+    """The frozen autoencoder of an already loaded checkpoint (``source`` names it in errors)."""
     if payload["stage"] == "autoencoder":
         state = payload["model"]
     elif payload["stage"] == "spot":
         state = payload["autoencoder"]
     else:
-        raise CheckpointError(f"{path} holds no autoencoder (stage {payload['stage']!r})")
+        raise CheckpointError(f"{source} holds no autoencoder (stage {payload['stage']!r})")
     trained_at = payload["config"]["image_size"]
     if image_size is not None and trained_at != image_size:
         raise CheckpointError(
-            f"the autoencoder in {path} was trained on {trained_at} px images; this run is at {image_size} px "
+            f"the autoencoder in {source} was trained on {trained_at} px images; this run is at {image_size} px "
             f"(pass --image-size {trained_at}, or train an autoencoder at {image_size} px)"
         )
     model = AutoEncoder()
@@ -211,7 +216,10 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
     session = start_session(cfg, out, "train-spot", stage="spot", resume=resume)
     runtime = session.runtime
     # a resumed run takes the frozen autoencoder from its own checkpoint, so it cannot silently change
-    autoencoder = load_autoencoder(session.checkpoints.latest if session.resumed else cfg.autoencoder, cfg.image_size)
+    if session.resumed:  # already read by start_session: no second load of a large checkpoint
+        autoencoder = autoencoder_from_payload(session.resumed, str(session.checkpoints.latest), cfg.image_size)
+    else:
+        autoencoder = load_autoencoder(cfg.autoencoder, cfg.image_size)
     models = build_models(cfg, autoencoder, runtime)
     mask_generator = torch.Generator(device=runtime.device).manual_seed(cfg.seed * 1000 + dist_utils.rank() + 1)
     if session.resumed:
