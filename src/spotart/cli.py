@@ -101,10 +101,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     from .evaluation import commands as evaluation_commands
     from .inspection import commands as inspection_commands
+    from .voc import commands as voc_commands
 
     # each package adds its own subcommands; their heavy imports happen only when a command runs
     evaluation_commands.register(sub)
     inspection_commands.register(sub)
+    voc_commands.register(sub)
     return parser
 
 

@@ -157,10 +157,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Pretrain (stage 1 once, stage 2 for the full method and each ablation), train the supervised "
         "baseline, and probe them all plus the random init and the encoder, on ../shared/data/imagenette-96 "
         "(train: pretraining without labels; val: probe top-1). Re-running the same command continues where it "
-        "stopped. Writes RESULTS/reproduce.json and RESULTS/reproduce.md.")
-    p.add_argument("--preset", choices=("tiny", "quick", "full"), default="quick",
-                   help="quick: 64 px, about 45 min on 2 cores; full: 96 px, about 8 h; tiny: toy images, seconds")
-    p.add_argument("--data", help="folder with train/ and val/ (default ../shared/data/imagenette-96)")
+        "stopped. Writes RESULTS/reproduce.json and RESULTS/reproduce.md (cifar-quick: reproduce-cifar10.*).")
+    p.add_argument("--preset", choices=("tiny", "quick", "full", "cifar-quick"), default="quick",
+                   help="quick: 64 px, about 45 min on 2 cores; full: 96 px, about 8 h; cifar-quick: CIFAR-10 at "
+                   "32 px, about 2 h; tiny: toy images, seconds")
+    p.add_argument("--data", help="folder with train/ and val/ or test/ (default ../shared/data/imagenette-96; "
+                   "cifar-quick: ../shared/data/cifar10)")
     p.add_argument("--work", help="checkpoints and probes (default benchmarks/runs/reproduce-PRESET)")
     p.add_argument("--results", help="where reproduce.json/.md go (default benchmarks/results; tiny: WORK/results)")
     p.add_argument("--models", help="comma-separated subset of: full, no_repair, unmasked_repair, twice, "

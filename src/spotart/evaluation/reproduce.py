@@ -12,7 +12,8 @@ All state lives in the work folder and every step is skipped when its output exi
 ``trained.json``, an unfinished one continues with ``resume=True``, a finished probe has ``probe.json``. So an
 interrupted run, started again with the same command, goes on where it stopped. Wall time is accumulated per model
 in ``timing.json`` over all sessions. Results: ``RESULTS/reproduce.json`` (model -> layer -> top-1 %) and
-``RESULTS/reproduce.md`` (the table with command, budgets, wall times and machine), rewritten after every model.
+``RESULTS/reproduce.md`` (the table with command, budgets, wall times and machine), rewritten after every model;
+the CIFAR-10 preset writes ``reproduce-cifar10.json`` and ``.md`` instead, so both tables can stand side by side.
 """
 
 from __future__ import annotations
@@ -40,7 +41,9 @@ from .toydata import write_toy_dataset
 
 log = logging.getLogger("spotart")
 
-DEFAULT_DATA = "../shared/data/imagenette-96"  # relative to the repository root, where the command is run
+IMAGENETTE = "../shared/data/imagenette-96"  # relative to the repository root, where the command is run
+CIFAR10 = "../shared/data/cifar10"
+EVAL_SPLITS = ("val", "test")  # the evaluation split's folder: imagenette has val/, CIFAR-10 test/
 PAPER_IMAGES = 500 * 100_000  # the paper's stage 2: 500 epochs of STL-10's 100k unlabelled images
 PAPER_PROBES = {  # METHOD.md: ImageNet linear probes, top-1 conv1..conv5 (a different, 1000-class task)
     "Spot-Artifacts": (19.5, 33.3, 37.9, 38.9, 34.9),
@@ -60,6 +63,9 @@ class Preset:
     probe_epochs: int
     workers: int
     expected: str  # what it costs, said up front
+    data: str = IMAGENETTE  # default data folder (train/ and val/ or test/)
+    results_name: str = "reproduce"  # RESULTS/<results_name>.json and .md
+    probe_max_train: int | None = None  # probe on a fixed subset of the training split (None: all of it)
 
 
 PRESETS = {
@@ -67,6 +73,9 @@ PRESETS = {
     # 64 px: 4x4 damage grid, ~3x more steps per minute than 96 px (METHOD.md); stage 2 runs at ~1 step/s
     "quick": Preset("quick", 64, 64, 500, 250, 800, 10, 1, "about 45 minutes on 2 CPU cores with AMX"),
     "full": Preset("full", 96, 64, 3000, 2000, 4000, 10, 1, "about 8 hours on 2 CPU cores with AMX"),
+    # CIFAR-10 at its own 32 px: a 2x2 damage grid and ~9x fewer FLOPs per image than 96 px, so many more steps
+    "cifar-quick": Preset("cifar-quick", 32, 128, 1000, 1000, 2000, 10, 1, "about 2 hours on 2 CPU cores with AMX",
+                          data=CIFAR10, results_name="reproduce-cifar10", probe_max_train=20_000),
 }
 
 
@@ -96,7 +105,7 @@ class Reproduction:
     def __init__(self, preset: Preset, data: Path, work: Path, results: Path, spot_set: list[str],
                  ae_set: list[str], command: str) -> None:
         self.preset, self.work, self.results, self.command = preset, work, results, command
-        self.train_dir, self.val_dir = data / "train", data / "val"
+        self.train_dir, self.val_dir = data / "train", eval_split(data)
         self.spot_set, self.ae_set = spot_set, ae_set
         self.timing_path = work / "timing.json"
 
@@ -167,7 +176,7 @@ class Reproduction:
         if (probe_dir / "probe.json").is_file():
             return json.loads((probe_dir / "probe.json").read_text())
         checkpoint = self.checkpoint_for(spec)
-        options = ProbeOptions(image_size=self.preset.image_size,
+        options = ProbeOptions(image_size=self.preset.image_size, max_train=self.preset.probe_max_train,
                                linear=LinearSettings(epochs=self.preset.probe_epochs), workers=self.preset.workers,
                                keep_features=False, progress=self.preset.name != "tiny")
         init = "random" if spec.kind == "random" else "checkpoint"
@@ -187,13 +196,17 @@ class Reproduction:
             return f"stage 1: {p.ae_steps} steps x {p.batch_size}"
         return "none"
 
-    def write_results(self, specs: tuple[ModelSpec, ...], wall_s: float) -> dict[str, dict[str, float]]:
+    def write_results(self, selected: tuple[ModelSpec, ...], wall_s: float) -> dict[str, dict[str, float]]:
+        """The table of the selected models and of any other model already probed in this work folder (so that
+        runs of different ``--models`` subsets add up to one table), in the paper's row order."""
+        specs = tuple(spec for spec in MODELS
+                      if spec in selected or (self.work / spec.name / "probe" / "probe.json").is_file())
         probes = {spec.name: json.loads((self.work / spec.name / "probe" / "probe.json").read_text())
                   for spec in specs if (self.work / spec.name / "probe" / "probe.json").is_file()}
         table = {name: {k: v for k, v in probe.items() if k in probe["layers"]} for name, probe in probes.items()}
         self.results.mkdir(parents=True, exist_ok=True)
-        (self.results / "reproduce.json").write_text(json.dumps(table, indent=2))
-        (self.results / "reproduce.md").write_text(self.markdown(specs, probes, wall_s))
+        (self.results / f"{self.preset.results_name}.json").write_text(json.dumps(table, indent=2))
+        (self.results / f"{self.preset.results_name}.md").write_text(self.markdown(specs, probes, wall_s))
         return table
 
     def markdown(self, specs: tuple[ModelSpec, ...], probes: dict[str, dict], wall_s: float) -> str:
@@ -263,7 +276,7 @@ def select_models(names: str | None) -> tuple[ModelSpec, ...]:
     unknown = [name for name in wanted if name not in known]
     if unknown:
         raise EvaluationError(f"unknown model {unknown[0]!r}: choose from {', '.join(known)}")
-    return tuple(spec for spec in MODELS if spec.name in wanted)
+    return tuple(known[name] for name in dict.fromkeys(wanted))  # in the order asked for
 
 
 def data_folder(preset: Preset, data: str | None, work: Path) -> Path:
@@ -273,11 +286,16 @@ def data_folder(preset: Preset, data: str | None, work: Path) -> Path:
         if not (root / "val").is_dir():
             write_toy_dataset(root, train_per_class=8, val_per_class=4, classes=3, size=40)
         return root
-    root = Path(data or DEFAULT_DATA).expanduser()
-    if not (root / "train").is_dir() or not (root / "val").is_dir():
-        raise FileNotFoundError(f"{root} must hold train/ and val/ class folders (the {preset.name} preset reads "
-                                f"{DEFAULT_DATA} from the repository root by default; pass --data DIR)")
+    root = Path(data or preset.data).expanduser()
+    if not (root / "train").is_dir() or not any((root / split).is_dir() for split in EVAL_SPLITS):
+        raise FileNotFoundError(f"{root} must hold train/ and val/ (or test/) class folders (the {preset.name} "
+                                f"preset reads {preset.data} from the repository root by default; pass --data DIR)")
     return root
+
+
+def eval_split(root: Path) -> Path:
+    """The split that top-1 is measured on: ``val/``, else ``test/``."""
+    return next((root / split for split in EVAL_SPLITS if (root / split).is_dir()), root / EVAL_SPLITS[0])
 
 
 def run_reproduce(preset: str, data: str | None = None, work: str | None = None, results: str | None = None,
@@ -299,6 +317,7 @@ def run_reproduce(preset: str, data: str | None = None, work: str | None = None,
     for spec in specs:
         repro.run_model(spec)
         table = repro.write_results(specs, time.perf_counter() - start)
-    print((results_dir / "reproduce.md").read_text())
-    print(f"results: {results_dir / 'reproduce.json'}, {results_dir / 'reproduce.md'}")
+    stem = results_dir / chosen.results_name
+    print(stem.with_suffix(".md").read_text())
+    print(f"results: {stem.with_suffix('.json')}, {stem.with_suffix('.md')}")
     return table

@@ -1,0 +1,1 @@
+"""PASCAL VOC transfer: classification, detection and segmentation (issue 7)."""
