@@ -58,7 +58,7 @@ def test_metrics_against_hand_counts():
     real = _out([[0.0, 2.0], [3.0, 0.0]], [[1.0, 1.0], [1.0, -1.0]])  # one real right; 3 of 4 real cells "kept"
     fake = _out([[1.0, 0.5], [1.0, 0.5]], [[1.0, -1.0], [-1.0, -1.0]])
     keep = torch.tensor([[1.0, 0.0], [0.0, 0.0]]).view(2, 1, 1, 2)
-    m = discriminator_metrics(real, fake, keep)
+    m = {key: float(value) for key, value in discriminator_metrics(real, fake, keep).items()}
     assert m["real_acc"] == 0.5 and m["fake_acc"] == 1.0 and m["disc_acc"] == 0.75
     assert m["mask_acc_fake"] == 1.0
     assert m["mask_acc"] == pytest.approx(0.5 * (1.0 + 0.75))

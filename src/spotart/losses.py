@@ -71,8 +71,11 @@ def repair_loss(
 @torch.no_grad()
 def discriminator_metrics(
     real_out: DiscriminatorOutput, fake_out: DiscriminatorOutput, keep_mask: torch.Tensor
-) -> dict[str, float]:
-    """Accuracies of C, with the chance levels to read them against.
+) -> dict[str, torch.Tensor]:
+    """Accuracies of C, with the chance levels to read them against, as 0-d tensors on C's device.
+
+    They stay tensors so that a training step never waits for the GPU to read them; ``MetricAverager`` sums them
+    on the device and converts to Python numbers once per logged row.
 
     ``mask_acc_fake`` is the per-cell accuracy on repaired images; ``mask_chance_fake`` is the better constant
     guess on them (all kept or all dropped). ``mask_acc`` covers real and repaired cells together; its chance,
@@ -87,11 +90,11 @@ def discriminator_metrics(
     mask_acc = 0.5 * (mask_acc_fake + real_pred.mean())
     kept_fraction = keep.mean()
     return {
-        "real_acc": real_acc.item(),
-        "fake_acc": fake_acc.item(),
-        "disc_acc": (0.5 * (real_acc + fake_acc)).item(),
-        "mask_acc": mask_acc.item(),
-        "mask_chance": (0.5 * (1.0 + kept_fraction)).item(),
-        "mask_acc_fake": mask_acc_fake.item(),
-        "mask_chance_fake": torch.maximum(kept_fraction, 1 - kept_fraction).item(),
+        "real_acc": real_acc,
+        "fake_acc": fake_acc,
+        "disc_acc": 0.5 * (real_acc + fake_acc),
+        "mask_acc": mask_acc,
+        "mask_chance": 0.5 * (1.0 + kept_fraction),
+        "mask_acc_fake": mask_acc_fake,
+        "mask_chance_fake": torch.maximum(kept_fraction, 1 - kept_fraction),
     }

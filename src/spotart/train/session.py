@@ -131,20 +131,24 @@ class Stage:
 
 
 class MetricAverager:
-    """Means of every metric since the last ``means()`` call (logged rows describe an interval, not one step)."""
+    """Means of every metric since the last ``means()`` call (logged rows describe an interval, not one step).
+
+    Tensor values are summed where they are (on the GPU, without waiting for it) and read back once, in
+    ``means()``: a ``float()`` per metric per step would make every step wait for the device to finish.
+    """
 
     def __init__(self) -> None:
-        self.sums: dict[str, float] = {}
+        self.sums: dict[str, torch.Tensor | float] = {}
         self.counts: dict[str, int] = {}
 
     def add(self, values: dict[str, Any]) -> None:
         for key, value in values.items():
-            value = float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
-            self.sums[key] = self.sums.get(key, 0.0) + value
+            value = value.detach().float() if isinstance(value, torch.Tensor) else float(value)
+            self.sums[key] = self.sums[key] + value if key in self.sums else value
             self.counts[key] = self.counts.get(key, 0) + 1
 
     def means(self) -> dict[str, float]:
-        out = {k: self.sums[k] / self.counts[k] for k in self.sums}
+        out = {k: float(self.sums[k]) / self.counts[k] for k in self.sums}
         self.sums, self.counts = {}, {}
         return out
 
