@@ -80,7 +80,9 @@ def load_backbone(checkpoint: str | Path | None, init: str = "checkpoint", image
         size = image_size or 96
         with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
             torch.manual_seed(seed)
-            trunk = Discriminator(size).trunk
+            # the trunk a Discriminator(size) would start with (it is built first), without building the 37M-
+            # parameter class head only to throw it away
+            trunk = Trunk()
         return _frozen(Backbone(trunk, LAYERS, size, "random", f"random init (seed {seed})"))
     if init != "checkpoint":
         raise EvaluationError(f"unknown init {init!r}: use 'checkpoint' or 'random'")

@@ -41,7 +41,8 @@ def _common_flags(p: argparse.ArgumentParser, year: str, train_split: str, test_
     p.add_argument("--epochs", type=int, help="passes over the training split")
     p.add_argument("--batch-size", type=int, help="images per process")
     p.add_argument("--lr", type=float, help="learning rate of the new layers")
-    p.add_argument("--trunk-lr-factor", type=float, help="learning rate of conv1..conv5 relative to --lr (default 1)")
+    p.add_argument("--trunk-lr-factor", type=float,
+                   help="learning rate of conv1..conv5 relative to --lr (default 1; voc-seg 0.1)")
     p.add_argument("--optimizer", choices=("sgd", "adam"), help="default sgd (momentum 0.9)")
     p.add_argument("--weight-decay", type=float, help="default 5e-4")
     p.add_argument("--lr-steps", type=_fractions, metavar="F[,F]",
@@ -120,7 +121,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "VOC2012 val at full resolution; mean IoU over the 21 classes with label 255 ignored. Writes "
         "OUT/voc_seg.json. " + GPU_NOTE)
     _common_flags(p, "2012", "train", "val")
-    p.add_argument("--crop-size", type=int, help="training crop side (default 320)")
+    p.add_argument("--crop-size", type=int, help="training crop side, a multiple of 16 (default 320)")
+    p.add_argument("--min-scale", type=float, help="smallest random rescale of a training image (default 0.5)")
+    p.add_argument("--max-scale", type=float, help="largest random rescale (default 2.0)")
+    p.add_argument("--head-channels", type=int, help="width of the FCN head's 3x3 conv on conv5 (default 512)")
     p.set_defaults(func=cmd_voc_seg)
 
     p = sub.add_parser(

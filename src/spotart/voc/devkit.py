@@ -80,8 +80,10 @@ def open_year(root: str | Path, year: str, image_sets: tuple[str, ...], fetch: b
         if not fetch:
             raise
         folder, missing = None, list(image_sets)
-    if missing and fetch:
-        for name in missing:
+    for name in missing if fetch else []:
+        # one archive may hold several splits (VOC2012's trainval tar has train and val): fetch only what is
+        # still missing after the previous download
+        if folder is None or not split_file(folder, name, segmentation).is_file():
             folder = download(root, year, name, segmentation)
     assert folder is not None
     return folder
