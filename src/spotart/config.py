@@ -8,6 +8,7 @@ are type-checked against these fields, and the resolved config is saved into eve
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -138,10 +139,19 @@ def _coerce(name: str, value: Any, annotation: Any) -> Any:
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ConfigError(f"config key '{name}' expects a string, got {value!r}")
         return str(value)
+    if origin in (types.UnionType, typing.Union) and type(None) in typing.get_args(hint):  # X | None
+        if value is None or str(value).strip().lower() in ("none", "null", ""):
+            return None
+        (inner,) = [arg for arg in typing.get_args(hint) if arg is not type(None)]
+        return _coerce(name, value, inner)
     if origin is tuple:
         if isinstance(value, str):
             value = [v for v in value.strip("()[] ").split(",") if v.strip()]
         item_types = typing.get_args(hint)
+        if len(item_types) == 2 and item_types[1] is Ellipsis:  # tuple[X, ...]: any number of X
+            if not isinstance(value, (list, tuple)) or not value:
+                raise ConfigError(f"config key '{name}' expects comma-separated values, got {value!r}")
+            return tuple(_coerce(name, v, item_types[0]) for v in value)
         if not isinstance(value, (list, tuple)) or len(value) != len(item_types):
             raise ConfigError(f"config key '{name}' expects {len(item_types)} comma-separated values, got {value!r}")
         return tuple(_coerce(name, v, t) for v, t in zip(value, item_types))

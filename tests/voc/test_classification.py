@@ -112,3 +112,17 @@ def test_autoencoder_checkpoint_is_refused(tmp_path):
 
     with pytest.raises(EvaluationError, match="needs a discriminator trunk"):
         load_trunk(str(ckpt))
+
+
+def test_set_reaches_every_option_type_checked():
+    from spotart.config import ConfigError
+    from spotart.voc.detection import DetectionOptions
+
+    args = build_parser().parse_args(["voc-det", "--out", "x", "--set", "hidden=256", "--set", "max_train=none",
+                                      "--set", "anchor_sizes=32,64", "--set", "flip=false"])
+    options = _options(DetectionOptions, args)
+    assert (options.hidden, options.max_train, options.anchor_sizes, options.flip) == (256, None, (32.0, 64.0), False)
+    with pytest.raises(ConfigError, match="'hidden' expects an integer"):
+        _options(DetectionOptions, build_parser().parse_args(["voc-det", "--out", "x", "--set", "hidden=wide"]))
+    with pytest.raises(ConfigError, match="unknown config key 'hiden'"):
+        _options(DetectionOptions, build_parser().parse_args(["voc-det", "--out", "x", "--set", "hiden=2"]))

@@ -92,7 +92,7 @@ def train_transform(size: int) -> T.Compose:
                       to_model_range])
 
 
-def test_transform(size: int, crops: int) -> T.Compose:
+def evaluation_transform(size: int, crops: int) -> T.Compose:
     """(crops, 3, size, size) per image: ten crops of the image resized to 1.15x the crop size, or its centre."""
     crop = T.TenCrop(size) if crops == 10 else T.CenterCrop(size)
     return T.Compose([T.Resize(int(round(size * 1.15))), crop, _stack_views])
@@ -181,7 +181,7 @@ def run_voc_classification(out: str, options: ClassificationOptions, resume: boo
              options.train_split, len(test_ids), options.test_split, origin,
              " (frozen)" if options.freeze_trunk else "", run.runtime.describe())
     train_set = VOCClassificationSet(folder, train_ids, train_labels, train_transform(options.image_size))
-    test_set = VOCClassificationSet(folder, test_ids, test_labels, test_transform(options.image_size,
+    test_set = VOCClassificationSet(folder, test_ids, test_labels, evaluation_transform(options.image_size,
                                                                                    options.test_crops))
     train_loader = run.loader(train_set, options.batch_size, shuffle=True, collate=collate)
     test_loader = run.loader(test_set, max(1, options.batch_size // options.test_crops), shuffle=False,

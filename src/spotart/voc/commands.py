@@ -55,15 +55,23 @@ def _common_flags(p: argparse.ArgumentParser, year: str, train_split: str, test_
     p.add_argument("--log-every", type=int, help="steps between metrics.jsonl rows (default 20)")
     p.add_argument("--no-progress", dest="progress", action="store_false", default=None, help="no progress bar")
     p.add_argument("--resume", action="store_true", help="continue the run in --out after its last finished epoch")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="any other option of the task, type-checked (repeatable), e.g. --set hidden=1024; the keys "
+                   "are the fields of its options (OUT/options.json lists them)")
 
 
 def _options(cls: type, args: argparse.Namespace) -> Any:
-    """The options dataclass from the flags that were given (the rest keep their defaults)."""
+    """The options dataclass from the flags that were given (the rest keep their defaults), then ``--set``."""
+    from ..config import apply_overrides, parse_set_args
+
     names = {f.name for f in fields(cls)}
     given = {key: value for key, value in vars(args).items() if key in names and value is not None}
     given["download"] = bool(args.download)
     given["freeze_trunk"] = bool(args.freeze_trunk)
-    return cls(**given)
+    options = cls(**given)
+    apply_overrides(options, parse_set_args(args.set), source="--set")
+    options.check()
+    return options
 
 
 def cmd_voc_cls(args: argparse.Namespace) -> None:
