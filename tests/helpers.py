@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
@@ -13,6 +16,18 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 IMAGENETTE_TRAIN = SHARED_DATA / "imagenette-96" / "train"
 IMAGENETTE_VAL = SHARED_DATA / "imagenette-96" / "val"
 CIFAR_TRAIN = SHARED_DATA / "cifar10" / "train"
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """Run with ``count`` intra-op threads: the tests' tensors are tiny, and on a busy 2-core machine waiting
+    for a second thread costs more than it gains."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
 
 
 def write_images(folder: Path, count: int, size: int = 48, classes: int = 2, seed: int = 0) -> Path:

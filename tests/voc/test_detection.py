@@ -35,6 +35,8 @@ from spotart.voc.engine import load_trunk
 from spotart.voc.metrics import Detection
 from spotart.voc.toy import write_toy_voc
 
+from ..helpers import torch_threads
+
 TOY_CLASSES = ("aeroplane", "bicycle", "bird")
 CPU = torch.device("cpu")
 
@@ -42,10 +44,8 @@ CPU = torch.device("cpu")
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     """One thread (module-wide, so that the module-scoped training run gets it too): tiny tensors on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    with torch_threads(1):
+        yield
 
 
 @pytest.fixture(scope="module")

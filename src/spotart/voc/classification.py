@@ -24,7 +24,7 @@ from torchvision import transforms as T
 
 from ..models import Trunk
 from . import devkit
-from .engine import TransferOptions, TransferRun, gather, load_trunk
+from .engine import TransferOptions, TransferRun, gather, load_trunk, print_ap_table
 from .metrics import VOC_CLASSES, classification_ap, mean_ignoring_nan
 
 log = logging.getLogger("spotart")
@@ -198,19 +198,9 @@ def run_voc_classification(out: str, options: ClassificationOptions, resume: boo
 
     run.fit(model, trunk, train_loader, step, interim, eval_every=max(1, options.epochs // 4))
     result = evaluate(model, test_loader, test_labels, run)
-    result.update(task=TASK, trunk=origin, frozen_trunk=options.freeze_trunk, year=options.year,
-                  train_split=options.train_split, test_split=options.test_split, train_images=len(train_ids),
-                  image_size=options.image_size, epochs=options.epochs, wall_s=round(time.perf_counter() - started, 1))
-    path = run.write_result(result)
-    print_table(result)
-    print(f"results: {path}")
-    return result
+    return run.finish(result, origin, len(train_ids), started, print_table, image_size=options.image_size)
 
 
 def print_table(result: dict[str, Any]) -> None:
-    print(f"VOC{result['year']} classification ({result['test_split']}, {result['test_images']} images), "
-          f"trunk {result['trunk']}{' frozen' if result['frozen_trunk'] else ''}")
-    print(f"{'class':<14}{'AP 11-pt':>10}{'AP area':>10}")
-    for name, values in result["per_class"].items():
-        print(f"{name:<14}{values['ap_11point']:>10.1f}{values['ap_area']:>10.1f}")
-    print(f"{'mean':<14}{result['map_11point']:>10.1f}{result['map_area']:>10.1f}")
+    print_ap_table(f"VOC{result['year']} classification ({result['test_split']}, {result['test_images']} images)",
+                   result, "map_11point", "map_area")

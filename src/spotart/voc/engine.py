@@ -55,6 +55,9 @@ class TransferOptions:
 
     voc_root: str = DEFAULT_VOC_ROOT
     download: bool = False
+    year: str = "2007"  # each task sets its own year and splits
+    train_split: str = "trainval"
+    test_split: str = "test"
     checkpoint: str | None = None
     init: str = "checkpoint"  # checkpoint | random
     freeze_trunk: bool = False  # train only the new head on frozen conv1..conv5
@@ -265,6 +268,28 @@ class TransferRun:
             path.write_text(json.dumps(result, indent=2))
         self.run.close()
         return path
+
+    def finish(self, result: dict[str, Any], origin: str, train_images: int, started: float,
+               table: Callable[[dict[str, Any]], None], **settings: Any) -> dict[str, Any]:
+        """Add what the run was (trunk, splits, sizes, wall time) to ``result``, write it, print its table."""
+        o = self.options
+        result.update(task=self.task, trunk=origin, frozen_trunk=o.freeze_trunk, year=o.year,
+                      train_split=o.train_split, test_split=o.test_split, train_images=train_images,
+                      epochs=o.epochs, **settings, wall_s=round(time.perf_counter() - started, 1))
+        path = self.write_result(result)
+        if dist_utils.is_main_process():
+            table(result)
+            print(f"results: {path}")
+        return result
+
+
+def print_ap_table(title: str, result: dict[str, Any], mean_11point: str, mean_area: str) -> None:
+    """Per-class average precision, 11-point and area, and their means (voc-cls and voc-det)."""
+    print(f"{title}, trunk {result['trunk']}{' frozen' if result['frozen_trunk'] else ''}")
+    print(f"{'class':<14}{'AP 11-pt':>10}{'AP area':>10}")
+    for name, values in result["per_class"].items():
+        print(f"{name:<14}{values['ap_11point']:>10.1f}{values['ap_area']:>10.1f}")
+    print(f"{'mean':<14}{result[mean_11point]:>10.1f}{result[mean_area]:>10.1f}")
 
 
 class _EpochShuffle(torch.utils.data.Sampler):

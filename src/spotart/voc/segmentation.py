@@ -299,13 +299,7 @@ def run_voc_segmentation(out: str | Path, options: SegmentationOptions, resume: 
 
     run.fit(model, trunk, train_loader, step, interim, eval_every=max(1, options.epochs // 4))
     result = evaluate(model, test_loader, run)
-    result.update(task=TASK, trunk=origin, frozen_trunk=options.freeze_trunk, year=options.year,
-                  train_split=options.train_split, test_split=options.test_split, train_images=len(train_ids),
-                  crop_size=options.crop_size, epochs=options.epochs, wall_s=round(time.perf_counter() - started, 1))
-    path = run.write_result(result)
-    print_table(result)
-    print(f"results: {path}")
-    return result
+    return run.finish(result, origin, len(train_ids), started, print_table, crop_size=options.crop_size)
 
 
 def print_table(result: dict[str, Any]) -> None:
