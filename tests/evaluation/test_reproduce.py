@@ -51,9 +51,10 @@ def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
         return work / "full" / "run" / "checkpoints" / "latest.pt"
 
     monkeypatch.setattr(stage2, "train_spot", record)
-    run_reproduce("tiny", work=str(work), results=str(results), models="full,random")
+    run_reproduce("tiny", work=str(work), results=str(results), models="random,full")
     assert calls == [True]
-    assert list(json.loads((results / "reproduce.json").read_text())) == ["full", "random"]
+    # a subset adds to the table: every model probed in this work folder is listed, in the paper's order
+    assert list(json.loads((results / "reproduce.json").read_text())) == [spec.name for spec in MODELS]
 
 
 def test_unknown_models_and_missing_data_are_clear(tmp_path):
@@ -61,3 +62,16 @@ def test_unknown_models_and_missing_data_are_clear(tmp_path):
         run_reproduce("tiny", work=str(tmp_path), models="full,best")
     with pytest.raises(FileNotFoundError, match="must hold train/ and val/"):
         run_reproduce("quick", data=str(tmp_path / "none"), work=str(tmp_path / "w"))
+
+
+def test_presets_find_their_evaluation_split(tmp_path):
+    from spotart.evaluation.reproduce import PRESETS, data_folder, eval_split, select_models
+
+    assert [spec.name for spec in select_models("random,full")] == ["random", "full"]  # the order asked for
+    for split in ("val", "test"):
+        root = tmp_path / split
+        (root / "train").mkdir(parents=True)
+        (root / split).mkdir()
+        assert data_folder(PRESETS["cifar-quick"], str(root), tmp_path) == root
+        assert eval_split(root) == root / split
+    assert PRESETS["cifar-quick"].results_name == "reproduce-cifar10"
