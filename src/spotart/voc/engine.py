@@ -238,15 +238,16 @@ class TransferRun:
                     optimizer.step()
                 global_step += 1
                 seen += 1
-                for key, value in losses.items():
-                    running[key] = running.get(key, 0.0) + float(value.detach())
+                for key, value in losses.items():  # summed on the device: read back only when a row is logged
+                    value = value.detach().float()
+                    running[key] = running[key] + value if key in running else value
                 bar.update(1)
                 if global_step % o.log_every == 0 or seen == steps_per_epoch:
-                    row = {key: value / max(1, seen) for key, value in running.items()}
+                    row = {key: float(value) / max(1, seen) for key, value in running.items()}  # epoch so far
                     bar.set_postfix(loss=f"{row['loss']:.3f}")
                     self.run.log_metrics({"step": global_step, "epoch": epoch + 1, "lr": o.lr * scale, **row})
             log.info("%s: epoch %d/%d, loss %.4f, %.0f s", self.task, epoch + 1, o.epochs,
-                     running.get("loss", float("nan")) / max(1, seen), time.perf_counter() - started)
+                     float(running.get("loss", float("nan"))) / max(1, seen), time.perf_counter() - started)
             if evaluate is not None and eval_every and (epoch + 1) % eval_every == 0 and epoch + 1 < o.epochs:
                 metrics = evaluate(epoch + 1)
                 self.run.log_metrics({"step": global_step, "epoch": epoch + 1, **metrics})
