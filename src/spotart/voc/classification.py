@@ -24,7 +24,7 @@ from torchvision import transforms as T
 
 from ..models import Trunk
 from . import devkit
-from .engine import TransferOptions, TransferRun, gather, load_trunk, print_ap_table
+from .engine import TransferOptions, TransferRun, collate_stacked, gather, load_trunk, print_ap_table
 from .metrics import VOC_CLASSES, classification_ap, mean_ignoring_nan
 
 log = logging.getLogger("spotart")
@@ -72,12 +72,7 @@ class VOCClassificationSet(torch.utils.data.Dataset):
         return self.transform(image), self.labels[index], index
 
 
-def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    items = [item for item in items if item is not None]
-    if not items:
-        return None
-    images, labels, indices = zip(*items)
-    return torch.stack(images), torch.stack(labels), torch.tensor(indices)
+collate = collate_stacked  # (images, labels, indices)
 
 
 def _stack_views(views: Any) -> torch.Tensor:

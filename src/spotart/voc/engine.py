@@ -310,6 +310,16 @@ class _EpochShuffle(torch.utils.data.Sampler):
         return iter(torch.randperm(self.size, generator=gen).tolist())
 
 
+def collate_stacked(items: list) -> tuple[torch.Tensor, ...] | None:
+    """A batch of (tensor, ..., index) items, each field stacked; unreadable images (None items) are dropped, and
+    a batch with none left is None (the loop skips it)."""
+    items = [item for item in items if item is not None]
+    if not items:
+        return None
+    *tensors, indices = zip(*items)
+    return (*(torch.stack(field) for field in tensors), torch.tensor(indices))
+
+
 def gather(items: Iterable[Any]) -> list[Any]:
     """Concatenate a list from every rank (in rank order) on every rank; the list itself without torchrun."""
     items = list(items)

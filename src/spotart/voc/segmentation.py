@@ -34,7 +34,7 @@ from ..models import Trunk
 from ..models.discriminator import RGB_MEAN
 from . import devkit
 from .devkit import IGNORE_INDEX, SEGMENTATION_CLASSES, VOCError
-from .engine import TransferOptions, TransferRun, gather, load_trunk
+from .engine import TransferOptions, TransferRun, collate_stacked, gather, load_trunk
 from .metrics import SegmentationConfusion
 
 log = logging.getLogger("spotart")
@@ -157,13 +157,7 @@ class VOCSegmentationSet(torch.utils.data.Dataset):
         return image, mask, index
 
 
-def collate(items: list) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None:
-    """Stack (same-size crops, or the one image of an evaluation batch); unreadable images (None) are dropped."""
-    items = [item for item in items if item is not None]
-    if not items:
-        return None
-    images, masks, indices = zip(*items)
-    return torch.stack(images), torch.stack(masks), torch.tensor(indices)
+collate = collate_stacked  # (images, masks, indices): same-size crops, or the one image of an evaluation batch
 
 
 # ------------------------------------------------------------------------------------------------ model
