@@ -24,7 +24,7 @@ from torchvision import transforms as T
 
 from ..models import Trunk
 from . import devkit
-from .engine import TransferOptions, TransferRun, collate_stacked, gather, load_trunk, print_ap_table
+from .engine import TransferOptions, TransferRun, VOCImageSet, collate_stacked, gather, load_trunk, print_ap_table
 from .metrics import VOC_CLASSES, classification_ap, mean_ignoring_nan
 
 log = logging.getLogger("spotart")
@@ -56,19 +56,14 @@ def to_model_range(image: torch.Tensor) -> torch.Tensor:
     return image.mul(2.0).sub(1.0)  # ToTensor's [0, 1] -> the trunk's [-1, 1]
 
 
-class VOCClassificationSet(torch.utils.data.Dataset):
-    """(image, labels in {1, 0, -1}) pairs; an unreadable image comes back as None and is dropped by ``collate``."""
+class VOCClassificationSet(VOCImageSet):
+    """(image, labels in {1, 0, -1}, index); an unreadable image comes back as None and is dropped by ``collate``."""
 
     def __init__(self, folder: Path, ids: list[str], labels: np.ndarray, transform: Any) -> None:
-        self.folder, self.ids, self.labels, self.transform = folder, ids, torch.from_numpy(labels), transform
+        super().__init__(folder, ids)
+        self.labels, self.transform = torch.from_numpy(labels), transform
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
-        image = devkit.load_image(self.folder, self.ids[index])
-        if image is None:
-            return None
+    def item(self, image: Any, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         return self.transform(image), self.labels[index], index
 
 

@@ -310,6 +310,26 @@ class _EpochShuffle(torch.utils.data.Sampler):
         return iter(torch.randperm(self.size, generator=gen).tolist())
 
 
+class VOCImageSet(torch.utils.data.Dataset):
+    """Images of a split by id; an unreadable image comes back as None (dropped by the collate functions), a
+    readable one as ``self.item(image, index)``, which each task defines."""
+
+    def __init__(self, folder: Path, ids: list[str]) -> None:
+        self.folder, self.ids = folder, ids
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> Any:
+        from . import devkit
+
+        image = devkit.load_image(self.folder, self.ids[index])
+        return None if image is None else self.item(image, index)
+
+    def item(self, image: Any, index: int) -> Any:
+        raise NotImplementedError
+
+
 def collate_stacked(items: list) -> tuple[torch.Tensor, ...] | None:
     """A batch of (tensor, ..., index) items, each field stacked; unreadable images (None items) are dropped, and
     a batch with none left is None (the loop skips it)."""

@@ -34,7 +34,7 @@ from ..models import Trunk
 from ..models.discriminator import RGB_MEAN
 from . import devkit
 from .devkit import IGNORE_INDEX, SEGMENTATION_CLASSES, VOCError
-from .engine import TransferOptions, TransferRun, collate_stacked, gather, load_trunk
+from .engine import TransferOptions, TransferRun, VOCImageSet, collate_stacked, gather, load_trunk
 from .metrics import SegmentationConfusion
 
 log = logging.getLogger("spotart")
@@ -136,19 +136,14 @@ class TestTransform:
         return _to_tensors(pixels, mask)
 
 
-class VOCSegmentationSet(torch.utils.data.Dataset):
+class VOCSegmentationSet(VOCImageSet):
     """(image, mask, index) triples; an unreadable image comes back as None and is dropped by ``collate``."""
 
     def __init__(self, folder: Path, ids: list[str], transform: Any) -> None:
-        self.folder, self.ids, self.transform = folder, ids, transform
+        super().__init__(folder, ids)
+        self.transform = transform
 
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int] | None:
-        image = devkit.load_image(self.folder, self.ids[index])
-        if image is None:
-            return None
+    def item(self, image: Any, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         mask = devkit.load_mask(self.folder, self.ids[index])
         if mask.shape != (image.height, image.width):
             raise VOCError(f"mask of {self.ids[index]} is {mask.shape[1]}x{mask.shape[0]} but its image is "
