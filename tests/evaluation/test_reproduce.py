@@ -75,3 +75,53 @@ def test_presets_find_their_evaluation_split(tmp_path):
         assert data_folder(PRESETS["cifar-quick"], str(root), tmp_path) == root
         assert eval_split(root) == root / split
     assert PRESETS["cifar-quick"].results_name == "reproduce-cifar10"
+
+
+def test_seeds_and_variants_add_rows_to_one_table(tmp_path, monkeypatch):
+    work, results = tmp_path / "work", tmp_path / "results"
+    run_reproduce("tiny", work=str(work), results=str(results), models="random", seeds="0,1",
+                  variants=["slow_repair:repair_lr_factor=0.3,repair_every=2"])
+    table = json.loads((results / "reproduce.json").read_text())
+    per_seed = json.loads((results / "reproduce-seeds.json").read_text())
+    assert list(table) == ["random", "slow_repair"]  # the paper's rows first, variants last
+    for name in table:
+        assert sorted(per_seed[name]) == ["0", "1"]
+        for layer in LAYERS:  # the table is the mean over the seeds
+            expected = (per_seed[name]["0"][layer] + per_seed[name]["1"][layer]) / 2
+            assert table[name][layer] == pytest.approx(expected, abs=0.006)
+    # seed k lives in <model>-seed<k>: another random init, another stage-2 run with the variant's keys
+    first = json.loads((work / "random" / "probe" / "probe.json").read_text())
+    second = json.loads((work / "random-seed1" / "probe" / "probe.json").read_text())
+    assert first["trunk_sha256"] != second["trunk_sha256"]
+    config = (work / "slow_repair-seed1" / "run" / "config.yaml").read_text()
+    assert "repair_lr_factor: 0.3" in config and "repair_every: 2" in config and "seed: 1" in config
+    assert "seed: 0" in (work / "slow_repair" / "run" / "config.yaml").read_text()
+    markdown = (results / "reproduce.md").read_text()
+    assert "| full method + repair_lr_factor=0.3, repair_every=2 |" in markdown
+    assert " ± " in markdown and "| 0, 1 |" in markdown
+
+    # the variant is remembered by the work folder: later runs may name it, and it keeps its meaning
+    monkeypatch.setattr(stage2, "train_spot", lambda *a, **k: pytest.fail("trained again"))
+    assert run_reproduce("tiny", work=str(work), results=str(results), models="slow_repair", seeds="1,0") == table
+    with pytest.raises(EvaluationError, match="'slow_repair' was run .* with repair_lr_factor=0.3, repair_every=2"):
+        run_reproduce("tiny", work=str(work), results=str(results), variants=["slow_repair:repair_every=4"])
+
+
+@pytest.mark.parametrize("variant, message", [
+    ("slow_repair", "NAME:KEY=VALUE"),
+    ("slow_repair:", "NAME:KEY=VALUE"),
+    ("full:repair_every=2", "not be one of the paper's models"),
+    ("9lives:repair_every=2", "start with a letter"),
+    ("bad:no_such_key=1", "variant 'bad': .*no_such_key"),
+    ("bad:repair_every=0", "variant 'bad': repair_every must be >= 1"),
+])
+def test_bad_variants_are_refused_before_any_work(tmp_path, variant, message):
+    with pytest.raises(EvaluationError, match=message):
+        run_reproduce("tiny", work=str(tmp_path / "w"), variants=[variant])
+    assert not (tmp_path / "w").exists()
+
+
+@pytest.mark.parametrize("seeds", ["a,b", "-1", ","])
+def test_bad_seeds_are_refused(tmp_path, seeds):
+    with pytest.raises(EvaluationError, match="--seeds takes"):
+        run_reproduce("tiny", work=str(tmp_path / "w"), seeds=seeds)

@@ -77,18 +77,19 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduce import run_reproduce
 
     run_reproduce(args.preset, args.data, args.work, args.results, args.models, args.set, args.ae_set,
-                  args.command_line or _reproduce_command(args))
+                  args.command_line or _reproduce_command(args), args.seeds, args.variant)
 
 
 def _reproduce_command(args: argparse.Namespace) -> str:
     """The command as it would be typed, for the results file (rebuilt from the parsed flags)."""
     parts = ["spotart", "reproduce", "--preset", args.preset]
     for flag, value in (("--data", args.data), ("--work", args.work), ("--results", args.results),
-                        ("--models", args.models)):
+                        ("--models", args.models), ("--seeds", args.seeds)):
         if value:
             parts += [flag, value]
     parts += [item for pair in args.set for item in ("--set", pair)]
     parts += [item for pair in args.ae_set for item in ("--ae-set", pair)]
+    parts += [item for variant in args.variant for item in ("--variant", variant)]
     return " ".join(shlex.quote(part) for part in parts)
 
 
@@ -166,7 +167,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", help="checkpoints and probes (default benchmarks/runs/reproduce-PRESET)")
     p.add_argument("--results", help="where reproduce.json/.md go (default benchmarks/results; tiny: WORK/results)")
     p.add_argument("--models", help="comma-separated subset of: full, no_repair, unmasked_repair, twice, "
-                   "no_mask_loss, random, supervised, autoencoder")
+                   "no_mask_loss, random, supervised, autoencoder, or a variant already run in WORK (default: all "
+                   "the paper's models, or only the --variant rows when some are given)")
+    p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default 0): each model trained and probed once "
+                   "per seed, the table shows mean ± std; the shared stage 1 is trained once")
+    p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
+                   help="an extra row: the full method with these train-spot keys, from the same stage 1 (repeatable), "
+                   "e.g. slow_repair:repair_lr_factor=0.3")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="train-spot config key for every stage-2 run (e.g. warmup_steps=100); ablation switches win")
     p.add_argument("--ae-set", action="append", default=[], metavar="KEY=VALUE", help="train-ae config key")

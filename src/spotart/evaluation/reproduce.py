@@ -14,6 +14,14 @@ interrupted run, started again with the same command, goes on where it stopped. 
 in ``timing.json`` over all sessions. Results: ``RESULTS/reproduce.json`` (model -> layer -> top-1 %) and
 ``RESULTS/reproduce.md`` (the table with command, budgets, wall times and machine), rewritten after every model;
 the CIFAR-10 preset writes ``reproduce-cifar10.json`` and ``.md`` instead, so both tables can stand side by side.
+
+Two ways to go beyond one run per row, both kept in the work folder so that later commands add to the same table:
+
+- ``seeds``: each model trained and probed once per seed (seed 0 in ``WORK/<model>``, seed k in
+  ``WORK/<model>-seed<k>``); the table gives mean ± standard deviation, ``RESULTS/<name>-seeds.json`` every run.
+  The shared stage 1 and the encoder row are trained once (seed 0): the seeds measure stage 2 and the probes.
+- ``variants``: extra rows of the full method with other train-spot keys (``NAME:KEY=VALUE,...``), from the same
+  stage 1, e.g. ``slow_repair:repair_lr_factor=0.3``: a study of one setting without re-training the autoencoder.
 """
 
 from __future__ import annotations
@@ -22,7 +30,9 @@ import json
 import logging
 import os
 import platform
+import re
 import shutil
+import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,7 +41,7 @@ from typing import Any
 
 import torch
 
-from ..config import build_config
+from ..config import ConfigError, build_config
 from ..train.runtime import cpu_has_fast_bf16
 from .errors import EvaluationError
 from .linear import LinearSettings
@@ -152,8 +162,9 @@ class Reproduction:
         return self._train("autoencoder", run_dir, cfg.steps,
                            lambda resume: train_autoencoder(cfg, str(run_dir), resume))
 
-    def checkpoint_for(self, spec: ModelSpec) -> str | None:
-        run_dir = self.work / spec.name / "run"
+    def checkpoint_for(self, spec: ModelSpec, seed: int = 0) -> str | None:
+        run_dir = self.work / run_folder(spec, seed) / "run"
+        seeded = [f"seed={seed}"]
         if spec.kind == "autoencoder":
             return str(self.autoencoder())
         if spec.kind == "spot":
@@ -161,27 +172,57 @@ class Reproduction:
 
             ae = self.autoencoder()
             # the ablation's switches come last, so that no --set can undo what the row is about
-            pairs = self._common() + [f"steps={self.preset.spot_steps}", f"autoencoder={ae}", *self.spot_set,
-                                      *spec.switches]
+            pairs = (self._common() + [f"steps={self.preset.spot_steps}", f"autoencoder={ae}", *seeded, *self.spot_set,
+                                       *spec.switches])
             cfg = build_config("train-spot", set_pairs=pairs)
-            return str(self._train(spec.name, run_dir, cfg.steps, lambda resume: train_spot(cfg, str(run_dir), resume)))
+            return str(self._train(run_folder(spec, seed), run_dir, cfg.steps,
+                                   lambda resume: train_spot(cfg, str(run_dir), resume)))
         if spec.kind == "supervised":
-            cfg = build_supervised_config(self._common() + [f"steps={self.preset.supervised_steps}"])
-            return str(self._train(spec.name, run_dir, cfg.steps,
+            cfg = build_supervised_config(self._common() + [f"steps={self.preset.supervised_steps}", *seeded])
+            return str(self._train(run_folder(spec, seed), run_dir, cfg.steps,
                                    lambda resume: train_supervised(cfg, str(run_dir), resume)))
         return None  # random init: nothing to train
 
-    def run_model(self, spec: ModelSpec) -> dict[str, Any]:
-        probe_dir = self.work / spec.name / "probe"
+    def run_model(self, spec: ModelSpec, seed: int = 0) -> dict[str, Any] | None:
+        """Train (if needed) and probe one model at one seed; None for the encoder at seeds other than 0."""
+        if spec.kind == "autoencoder" and seed != 0:
+            log.info("reproduce: the autoencoder is the shared stage 1, trained once (seed 0); skipping seed %d", seed)
+            return None
+        probe_dir = self.work / run_folder(spec, seed) / "probe"
         if (probe_dir / "probe.json").is_file():
             return json.loads((probe_dir / "probe.json").read_text())
-        checkpoint = self.checkpoint_for(spec)
+        checkpoint = self.checkpoint_for(spec, seed)
+        # the probe's seed (random init, training subset, held-out split) follows the model's: a seed's spread
+        # then includes everything that a re-run with another seed would change
         options = ProbeOptions(image_size=self.preset.image_size, max_train=self.preset.probe_max_train,
                                linear=LinearSettings(epochs=self.preset.probe_epochs), workers=self.preset.workers,
-                               keep_features=False, progress=self.preset.name != "tiny")
+                               keep_features=False, progress=self.preset.name != "tiny", seed=seed)
         init = "random" if spec.kind == "random" else "checkpoint"
-        return self._timed(spec.name, "probe_s", lambda: run_probe(str(self.train_dir), str(self.val_dir), probe_dir,
-                                                                    checkpoint, init, options))
+        return self._timed(run_folder(spec, seed), "probe_s",
+                           lambda: run_probe(str(self.train_dir), str(self.val_dir), probe_dir, checkpoint, init,
+                                             options))
+
+    def probes(self, spec: ModelSpec) -> dict[int, dict[str, Any]]:
+        """Every finished probe of this model in the work folder, by seed."""
+        found: dict[int, dict[str, Any]] = {}
+        for folder in [self.work / spec.name, *self.work.glob(f"{spec.name}-seed*")]:
+            seed = 0 if folder.name == spec.name else folder.name.rsplit("-seed", 1)[1]
+            if str(seed).isdigit() and (folder / "probe" / "probe.json").is_file():
+                found[int(seed)] = json.loads((folder / "probe" / "probe.json").read_text())
+        return dict(sorted(found.items()))
+
+    def variants(self, new: tuple[ModelSpec, ...] = ()) -> tuple[ModelSpec, ...]:
+        """The variants of this work folder (``variants.json``) plus ``new``; a name keeps its first meaning."""
+        path = self.work / "variants.json"
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        for spec in new:
+            if known.get(spec.name, list(spec.switches)) != list(spec.switches):
+                raise EvaluationError(f"variant {spec.name!r} was run in {self.work} with {', '.join(known[spec.name])};"
+                                      f" give {', '.join(spec.switches)} another name")
+            known[spec.name] = list(spec.switches)
+        if new:
+            path.write_text(json.dumps(known, indent=1))
+        return tuple(parse_variant(f"{name}:{','.join(switches)}") for name, switches in known.items())
 
     # ----------------------------------------------------------------------------------------------- results
     def budget(self, spec: ModelSpec) -> str:
@@ -198,23 +239,30 @@ class Reproduction:
 
     def write_results(self, selected: tuple[ModelSpec, ...], wall_s: float) -> dict[str, dict[str, float]]:
         """The table of the selected models and of any other model already probed in this work folder (so that
-        runs of different ``--models`` subsets add up to one table), in the paper's row order."""
-        specs = tuple(spec for spec in MODELS
-                      if spec in selected or (self.work / spec.name / "probe" / "probe.json").is_file())
-        probes = {spec.name: json.loads((self.work / spec.name / "probe" / "probe.json").read_text())
-                  for spec in specs if (self.work / spec.name / "probe" / "probe.json").is_file()}
-        table = {name: {k: v for k, v in probe.items() if k in probe["layers"]} for name, probe in probes.items()}
+        runs of different ``--models`` subsets add up to one table), in the paper's row order, variants last.
+        Each cell is the mean over the seeds probed so far."""
+        specs = tuple(spec for spec in (*MODELS, *self.variants())
+                      if spec in selected or self.probes(spec))
+        runs = {spec.name: self.probes(spec) for spec in specs}
+        per_seed = {name: {str(seed): {layer: probe[layer] for layer in probe["layers"]} for seed, probe in found.items()}
+                    for name, found in runs.items() if found}
+        table = {name: {layer: round(statistics.fmean(run[layer] for run in seeds.values()), 2)
+                        for layer in next(iter(seeds.values()))} for name, seeds in per_seed.items()}
         self.results.mkdir(parents=True, exist_ok=True)
-        (self.results / f"{self.preset.results_name}.json").write_text(json.dumps(table, indent=2))
-        (self.results / f"{self.preset.results_name}.md").write_text(self.markdown(specs, probes, wall_s))
+        name = self.preset.results_name
+        (self.results / f"{name}.json").write_text(json.dumps(table, indent=2))
+        (self.results / f"{name}-seeds.json").write_text(json.dumps(per_seed, indent=2))
+        (self.results / f"{name}.md").write_text(self.markdown(specs, runs, wall_s))
         return table
 
-    def markdown(self, specs: tuple[ModelSpec, ...], probes: dict[str, dict], wall_s: float) -> str:
+    def markdown(self, specs: tuple[ModelSpec, ...], runs: dict[str, dict[int, dict]], wall_s: float) -> str:
         p, timing = self.preset, self.timing()
         ae_time = timing.get("autoencoder", {}).get("train_s", 0.0)
         total = sum(sum(parts.values()) for parts in timing.values())
-        train_images = next(iter(probes.values()))["train_images"] if probes else "?"
-        val_images = next(iter(probes.values()))["val_images"] if probes else "?"
+        probes = [probe for found in runs.values() for probe in found.values()]
+        train_images = probes[0]["train_images"] if probes else "?"
+        val_images = probes[0]["val_images"] if probes else "?"
+        several = any(len(found) > 1 for found in runs.values())
         lines = [
             f"### CPU-scale reproduction, preset `{p.name}` ({p.image_size} px)",
             "",
@@ -229,18 +277,24 @@ class Reproduction:
             "- probes: linear classifier per frozen layer on features average-pooled to about 9,000 dimensions, "
             f"{p.probe_epochs} epochs of Adam, weight decay 1e-3 (`spotart probe`)",
             "",
-            "| model | budget | wall time | conv1 | conv2 | conv3 | conv4 | conv5 |",
-            "|---|---|---:|---:|---:|---:|---:|---:|",
+            "| model | budget | seeds | wall time | conv1 | conv2 | conv3 | conv4 | conv5 |",
+            "|---|---|---|---:|---:|---:|---:|---:|---:|",
         ]
         for spec in specs:
-            probe = probes.get(spec.name)
-            seconds = sum(timing.get(spec.name, {}).values())
-            cells = [f"{probe[layer]:.1f}" for layer in probe["layers"]] if probe else ["pending"] * 5
+            found = runs.get(spec.name, {})
+            seconds = sum(sum(parts.values()) for key, parts in timing.items()
+                          if key == spec.name or re.fullmatch(re.escape(spec.name) + r"-seed\d+", key))
+            cells = [_cell([probe[layer] for probe in found.values()]) for layer in next(iter(found.values()))["layers"]
+                     ] if found else ["pending"] * 5
             label = spec.label + (" ¹" if spec.kind == "autoencoder" else "")
-            lines.append(f"| {label} | {self.budget(spec)} | {_minutes(seconds) if seconds else '-'} | "
+            seeds = ", ".join(map(str, found)) or "-"
+            lines.append(f"| {label} | {self.budget(spec)} | {seeds} | {_minutes(seconds) if seconds else '-'} | "
                          + " | ".join(cells) + " |")
-        dims = next((probe["layers"] for probe in probes.values() if probe["model"] != "autoencoder"), None)
+        dims = next((probe["layers"] for probe in probes if probe["model"] != "autoencoder"), None)
         lines.append("")
+        if several:
+            lines.append("Cells with several seeds: mean ± sample standard deviation over the seeds listed; wall time "
+                         "is their sum. The shared stage 1 is the same for every seed.")
         if any(spec.kind == "autoencoder" for spec in specs):
             lines.append("¹ the encoder's five layers (32/64/128/256/512 channels) in the conv1..conv5 columns.")
         if dims:
@@ -249,6 +303,13 @@ class Reproduction:
         paper = "; ".join(f"{name} {' / '.join(map(str, values))}" for name, values in PAPER_PROBES.items())
         lines.append(f"For scale, the paper's ImageNet probes (1000 classes, full budget): {paper}.")
         return "\n".join(lines) + "\n"
+
+
+def _cell(values: list[float]) -> str:
+    """One seed: its top-1; several: mean ± sample standard deviation."""
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.fmean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
 def describe_machine() -> str:
@@ -268,15 +329,52 @@ def _minutes(seconds: float) -> str:
     return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min"
 
 
-def select_models(names: str | None) -> tuple[ModelSpec, ...]:
+def parse_variant(text: str) -> ModelSpec:
+    """``NAME:KEY=VALUE[,KEY=VALUE...]``: a row of the full method with these train-spot keys."""
+    name, sep, body = text.partition(":")
+    name = name.strip()
+    switches = tuple(pair.strip() for pair in body.split(",") if pair.strip())
+    if not sep or not switches or not all("=" in pair for pair in switches):
+        raise EvaluationError(f"a variant is NAME:KEY=VALUE[,KEY=VALUE...], e.g. slow_repair:repair_lr_factor=0.3; "
+                              f"got {text!r}")
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*", name) or any(name == spec.name for spec in MODELS):
+        raise EvaluationError(f"variant name {name!r} must be letters, digits, '_' or '.', start with a letter, and "
+                              f"not be one of the paper's models ({', '.join(spec.name for spec in MODELS)})")
+    try:
+        build_config("train-spot", set_pairs=list(switches))
+    except ConfigError as err:
+        raise EvaluationError(f"variant {name!r}: {err}") from None
+    return ModelSpec(name, f"full method + {', '.join(switches)}", "spot", switches)
+
+
+def parse_seeds(text: str | None) -> tuple[int, ...]:
+    """``"0,1,2"`` -> (0, 1, 2); each seed once, in the order given."""
+    if not text:
+        return (0,)
+    try:
+        seeds = tuple(dict.fromkeys(int(item) for item in text.split(",") if item.strip()))
+    except ValueError:
+        raise EvaluationError(f"--seeds takes comma-separated integers, e.g. 0,1,2; got {text!r}") from None
+    if not seeds or min(seeds) < 0:
+        raise EvaluationError(f"--seeds takes non-negative integers, e.g. 0,1,2; got {text!r}")
+    return seeds
+
+
+def run_folder(spec: ModelSpec, seed: int) -> str:
+    """The work folder of one model and seed: seed 0 keeps the model's name, so older work folders still count."""
+    return spec.name if seed == 0 else f"{spec.name}-seed{seed}"
+
+
+def select_models(names: str | None, variants: tuple[ModelSpec, ...] = ()) -> tuple[ModelSpec, ...]:
+    """The models named (the paper's, or variants known in the work folder), in the order asked for."""
     if not names:
         return MODELS
-    known = {spec.name: spec for spec in MODELS}
+    known = {spec.name: spec for spec in (*MODELS, *variants)}
     wanted = [name.strip() for name in names.split(",") if name.strip()]
     unknown = [name for name in wanted if name not in known]
     if unknown:
         raise EvaluationError(f"unknown model {unknown[0]!r}: choose from {', '.join(known)}")
-    return tuple(known[name] for name in dict.fromkeys(wanted))  # in the order asked for
+    return tuple(known[name] for name in dict.fromkeys(wanted))
 
 
 def data_folder(preset: Preset, data: str | None, work: Path) -> Path:
@@ -300,23 +398,33 @@ def eval_split(root: Path) -> Path:
 
 def run_reproduce(preset: str, data: str | None = None, work: str | None = None, results: str | None = None,
                   models: str | None = None, spot_set: list[str] | None = None, ae_set: list[str] | None = None,
-                  command: str = "spotart reproduce") -> dict[str, dict[str, float]]:
-    """Train and probe every selected model that is not done yet; write and return the results table."""
+                  command: str = "spotart reproduce", seeds: str | None = None,
+                  variants: list[str] | None = None) -> dict[str, dict[str, float]]:
+    """Train and probe every selected model and seed that is not done yet; write and return the results table.
+
+    ``models`` defaults to all the paper's models, or to none of them when ``variants`` are given (then only the
+    variants run); ``seeds`` is a comma-separated list (default "0")."""
     if preset not in PRESETS:
         raise EvaluationError(f"unknown preset {preset!r}: choose from {', '.join(PRESETS)}")
     chosen = PRESETS[preset]
+    new_variants = tuple(parse_variant(text) for text in variants or [])
+    seed_list = parse_seeds(seeds)
     work_dir = Path(work or f"benchmarks/runs/reproduce-{chosen.name}")
     results_dir = Path(results or (work_dir / "results" if chosen.name == "tiny" else "benchmarks/results"))
-    specs = select_models(models)
     work_dir.mkdir(parents=True, exist_ok=True)
     repro = Reproduction(chosen, data_folder(chosen, data, work_dir), work_dir, results_dir, list(spot_set or []),
                          list(ae_set or []), command)
-    log.info("reproduce: preset %s (%s), %d models, work folder %s", chosen.name, chosen.expected, len(specs), work_dir)
+    known_variants = repro.variants(new_variants)
+    specs = select_models(models, known_variants) if models or not new_variants else ()
+    specs += tuple(spec for spec in new_variants if spec not in specs)
+    log.info("reproduce: preset %s (%s), %d models x %d seeds, work folder %s", chosen.name, chosen.expected,
+             len(specs), len(seed_list), work_dir)
     start = time.perf_counter()
     table: dict[str, dict[str, float]] = {}
-    for spec in specs:
-        repro.run_model(spec)
-        table = repro.write_results(specs, time.perf_counter() - start)
+    for seed in seed_list:  # every model at the first seed before any at the next: a whole table comes first
+        for spec in specs:
+            repro.run_model(spec, seed)
+            table = repro.write_results(specs, time.perf_counter() - start)
     stem = results_dir / chosen.results_name
     print(stem.with_suffix(".md").read_text())
     print(f"results: {stem.with_suffix('.json')}, {stem.with_suffix('.md')}")
