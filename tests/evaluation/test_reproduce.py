@@ -80,7 +80,7 @@ def test_presets_find_their_evaluation_split(tmp_path):
 def test_seeds_and_variants_add_rows_to_one_table(tmp_path, monkeypatch):
     work, results = tmp_path / "work", tmp_path / "results"
     run_reproduce("tiny", work=str(work), results=str(results), models="random", seeds="0,1",
-                  variants=["slow_repair:repair_lr_factor=0.3,repair_every=2"])
+                  variants=["slow_repair:repair_lr_factor=0.3,repair_every=2,steps=3"])
     table = json.loads((results / "reproduce.json").read_text())
     per_seed = json.loads((results / "reproduce-seeds.json").read_text())
     assert list(table) == ["random", "slow_repair"]  # the paper's rows first, variants last
@@ -97,13 +97,13 @@ def test_seeds_and_variants_add_rows_to_one_table(tmp_path, monkeypatch):
     assert "repair_lr_factor: 0.3" in config and "repair_every: 2" in config and "seed: 1" in config
     assert "seed: 0" in (work / "slow_repair" / "run" / "config.yaml").read_text()
     markdown = (results / "reproduce.md").read_text()
-    assert "| full method + repair_lr_factor=0.3, repair_every=2 |" in markdown
+    assert "| full method + repair_lr_factor=0.3, repair_every=2, steps=3 | stage 2: 3 steps x 4 (12 images" in markdown
     assert " ± " in markdown and "| 0, 1 |" in markdown
 
     # the variant is remembered by the work folder: later runs may name it, and it keeps its meaning
     monkeypatch.setattr(stage2, "train_spot", lambda *a, **k: pytest.fail("trained again"))
     assert run_reproduce("tiny", work=str(work), results=str(results), models="slow_repair", seeds="1,0") == table
-    with pytest.raises(EvaluationError, match="'slow_repair' was run .* with repair_lr_factor=0.3, repair_every=2"):
+    with pytest.raises(EvaluationError, match="'slow_repair' was run .* with repair_lr_factor=0.3, repair_every=2, steps=3"):
         run_reproduce("tiny", work=str(work), results=str(results), variants=["slow_repair:repair_every=4"])
 
 

@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from ..config import ConfigError, build_config
 from ..train.runtime import cpu_has_fast_bf16
@@ -225,11 +226,25 @@ class Reproduction:
         return tuple(parse_variant(f"{name}:{','.join(switches)}") for name, switches in known.items())
 
     # ----------------------------------------------------------------------------------------------- results
+    def spot_budget(self, spec: ModelSpec) -> tuple[int, int]:
+        """Steps and batch of a stage-2 row: as its run recorded them, else as ``--set`` and its keys ask."""
+        saved = self.work / spec.name / "run" / "config.yaml"
+        if saved.is_file():
+            cfg = yaml.safe_load(saved.read_text())
+            return int(cfg["steps"]), int(cfg["batch_size"])
+        values = {"steps": self.preset.spot_steps, "batch_size": self.preset.batch_size}
+        for pair in (*self.spot_set, *spec.switches):  # the row's own keys come last and win
+            key, _, value = pair.partition("=")
+            if key.strip() in values:
+                values[key.strip()] = int(value)
+        return values["steps"], values["batch_size"]
+
     def budget(self, spec: ModelSpec) -> str:
         p = self.preset
         if spec.kind == "spot":
-            images = p.spot_steps * p.batch_size
-            return (f"stage 2: {p.spot_steps} steps x {p.batch_size} ({images:,} images, "
+            steps, batch = self.spot_budget(spec)
+            images = steps * batch
+            return (f"stage 2: {steps} steps x {batch} ({images:,} images, "
                     f"1/{PAPER_IMAGES // images:,} of the paper's)")
         if spec.kind == "supervised":
             return f"{p.supervised_steps} steps x {p.batch_size} with labels"
