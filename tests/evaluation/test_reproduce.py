@@ -103,7 +103,8 @@ def test_seeds_and_variants_add_rows_to_one_table(tmp_path, monkeypatch):
     # the variant is remembered by the work folder: later runs may name it, and it keeps its meaning
     monkeypatch.setattr(stage2, "train_spot", lambda *a, **k: pytest.fail("trained again"))
     assert run_reproduce("tiny", work=str(work), results=str(results), models="slow_repair", seeds="1,0") == table
-    with pytest.raises(EvaluationError, match="'slow_repair' was run .* with repair_lr_factor=0.3, repair_every=2, steps=3"):
+    meaning = "repair_lr_factor=0.3, repair_every=2, steps=3"
+    with pytest.raises(EvaluationError, match=f"'slow_repair' was run .* with {meaning}"):
         run_reproduce("tiny", work=str(work), results=str(results), variants=["slow_repair:repair_every=4"])
 
 

@@ -218,8 +218,8 @@ class Reproduction:
         known = json.loads(path.read_text()) if path.is_file() else {}
         for spec in new:
             if known.get(spec.name, list(spec.switches)) != list(spec.switches):
-                raise EvaluationError(f"variant {spec.name!r} was run in {self.work} with {', '.join(known[spec.name])};"
-                                      f" give {', '.join(spec.switches)} another name")
+                raise EvaluationError(f"variant {spec.name!r} was run in {self.work} with "
+                                      f"{', '.join(known[spec.name])}; give {', '.join(spec.switches)} another name")
             known[spec.name] = list(spec.switches)
         if new:
             path.write_text(json.dumps(known, indent=1))
@@ -259,7 +259,8 @@ class Reproduction:
         specs = tuple(spec for spec in (*MODELS, *self.variants())
                       if spec in selected or self.probes(spec))
         runs = {spec.name: self.probes(spec) for spec in specs}
-        per_seed = {name: {str(seed): {layer: probe[layer] for layer in probe["layers"]} for seed, probe in found.items()}
+        per_seed = {name: {str(seed): {layer: probe[layer] for layer in probe["layers"]}
+                           for seed, probe in found.items()}
                     for name, found in runs.items() if found}
         table = {name: {layer: round(statistics.fmean(run[layer] for run in seeds.values()), 2)
                         for layer in next(iter(seeds.values()))} for name, seeds in per_seed.items()}

@@ -24,7 +24,15 @@ from torchvision import transforms as T
 
 from ..models import Trunk
 from . import devkit
-from .engine import TransferOptions, TransferRun, VOCImageSet, collate_stacked, gather, load_trunk, print_ap_table
+from .engine import (
+    TransferOptions,
+    TransferRun,
+    VOCImageSet,
+    collate_stacked,
+    gather_by_index,
+    load_trunk,
+    print_ap_table,
+)
 from .metrics import VOC_CLASSES, classification_ap, mean_ignoring_nan
 
 log = logging.getLogger("spotart")
@@ -129,7 +137,7 @@ def predict(model: nn.Module, loader: torch.utils.data.DataLoader, run: Transfer
             logits = model(views.flatten(0, 1).to(run.device, non_blocking=True))
         scores = torch.sigmoid(logits.float()).view(b, crops, -1).mean(1).cpu().numpy()
         rows += list(zip(indices.tolist(), scores))
-    rows = sorted(gather(rows), key=lambda row: row[0])
+    rows = gather_by_index(rows)
     return np.stack([score for _, score in rows]), np.array([index for index, _ in rows])
 
 

@@ -38,7 +38,7 @@ from torchvision.transforms.functional import to_tensor
 
 from ..models import Trunk
 from . import devkit
-from .engine import TransferOptions, TransferRun, gather, load_trunk, print_ap_table
+from .engine import TransferOptions, TransferRun, gather_by_index, load_trunk, print_ap_table
 from .metrics import VOC_CLASSES, Detection, GroundTruth, detection_ap, mean_ignoring_nan
 
 log = logging.getLogger("spotart")
@@ -255,7 +255,7 @@ def detect(model: nn.Module, loader: torch.utils.data.DataLoader, annotations: l
             scores = output["scores"].float().cpu().numpy().tolist()
             rows.append((index, [Detection(image_id, label, score, tuple(float(v) for v in box))
                                  for box, label, score in zip(boxes, labels, scores)]))
-    return sorted(gather(rows), key=lambda row: row[0])
+    return gather_by_index(rows)
 
 
 def score(rows: list[tuple[int, list[Detection]]], annotations: list[devkit.Annotation]) -> dict[str, Any]:

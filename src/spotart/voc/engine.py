@@ -348,3 +348,8 @@ def gather(items: Iterable[Any]) -> list[Any]:
     parts: list[list[Any]] = [[] for _ in range(dist_utils.world_size())]
     dist.all_gather_object(parts, items)
     return [item for part in parts for item in part]
+
+
+def gather_by_index(rows: Iterable[tuple[int, Any]]) -> list[tuple[int, Any]]:
+    """(image index, result) rows from every rank, sorted by index: the same order whatever the sharding."""
+    return sorted(gather(rows), key=lambda row: row[0])
