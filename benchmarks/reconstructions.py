@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -55,8 +56,7 @@ def main() -> None:
         for index in chunk:
             image, label = source.load(index)
             image = to_rgb(image).resize((args.image_size, args.image_size), Image.BICUBIC)
-            images.append(torch.frombuffer(bytearray(image.tobytes()), dtype=torch.uint8)
-                          .view(args.image_size, args.image_size, 3).permute(2, 0, 1))
+            images.append(torch.from_numpy(np.asarray(image).copy()).permute(2, 0, 1))
             labels.append(label)
         batch = torch.stack(images).float().div(127.5).sub(1.0)
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
