@@ -126,3 +126,14 @@ def test_bad_variants_are_refused_before_any_work(tmp_path, variant, message):
 def test_bad_seeds_are_refused(tmp_path, seeds):
     with pytest.raises(EvaluationError, match="--seeds takes"):
         run_reproduce("tiny", work=str(tmp_path / "w"), seeds=seeds)
+
+
+def test_seed_folders_round_trip():
+    from spotart.evaluation.reproduce import parse_variant, run_folder, seed_of_folder
+
+    full, variant = MODELS[0], parse_variant("full.x:repair_every=2")
+    for spec in (full, variant):
+        for seed in (0, 1, 12):
+            assert seed_of_folder(spec, run_folder(spec, seed)) == seed
+    assert seed_of_folder(full, "full.x-seed1") is None  # a variant's folder is not a seed of the model it extends
+    assert seed_of_folder(full, "full-seedx") is None and seed_of_folder(variant, "full-seed1") is None

@@ -207,9 +207,9 @@ class Reproduction:
         """Every finished probe of this model in the work folder, by seed."""
         found: dict[int, dict[str, Any]] = {}
         for folder in [self.work / spec.name, *self.work.glob(f"{spec.name}-seed*")]:
-            seed = 0 if folder.name == spec.name else folder.name.rsplit("-seed", 1)[1]
-            if str(seed).isdigit() and (folder / "probe" / "probe.json").is_file():
-                found[int(seed)] = json.loads((folder / "probe" / "probe.json").read_text())
+            seed = seed_of_folder(spec, folder.name)
+            if seed is not None and (folder / "probe" / "probe.json").is_file():
+                found[seed] = json.loads((folder / "probe" / "probe.json").read_text())
         return dict(sorted(found.items()))
 
     def variants(self, new: tuple[ModelSpec, ...] = ()) -> tuple[ModelSpec, ...]:
@@ -256,9 +256,10 @@ class Reproduction:
         """The table of the selected models and of any other model already probed in this work folder (so that
         runs of different ``--models`` subsets add up to one table), in the paper's row order, variants last.
         Each cell is the mean over the seeds probed so far."""
-        specs = tuple(spec for spec in (*MODELS, *self.variants())
-                      if spec in selected or self.probes(spec))
-        runs = {spec.name: self.probes(spec) for spec in specs}
+        candidates = (*MODELS, *self.variants())
+        found_runs = {spec.name: self.probes(spec) for spec in candidates}  # each probe.json read once
+        specs = tuple(spec for spec in candidates if spec in selected or found_runs[spec.name])
+        runs = {spec.name: found_runs[spec.name] for spec in specs}
         per_seed = {name: {str(seed): {layer: probe[layer] for layer in probe["layers"]}
                            for seed, probe in found.items()}
                     for name, found in runs.items() if found}
@@ -299,9 +300,9 @@ class Reproduction:
         for spec in specs:
             found = runs.get(spec.name, {})
             seconds = sum(sum(parts.values()) for key, parts in timing.items()
-                          if key == spec.name or re.fullmatch(re.escape(spec.name) + r"-seed\d+", key))
-            cells = [_cell([probe[layer] for probe in found.values()]) for layer in next(iter(found.values()))["layers"]
-                     ] if found else ["pending"] * 5
+                          if seed_of_folder(spec, key) is not None)
+            layers = next(iter(found.values()))["layers"] if found else ()
+            cells = [_cell([probe[layer] for probe in found.values()]) for layer in layers] or ["pending"] * 5
             label = spec.label + (" ¹" if spec.kind == "autoencoder" else "")
             seeds = ", ".join(map(str, found)) or "-"
             lines.append(f"| {label} | {self.budget(spec)} | {seeds} | {_minutes(seconds) if seconds else '-'} | "
@@ -379,6 +380,15 @@ def parse_seeds(text: str | None) -> tuple[int, ...]:
 def run_folder(spec: ModelSpec, seed: int) -> str:
     """The work folder of one model and seed: seed 0 keeps the model's name, so older work folders still count."""
     return spec.name if seed == 0 else f"{spec.name}-seed{seed}"
+
+
+def seed_of_folder(spec: ModelSpec, folder: str) -> int | None:
+    """The seed whose work folder (or ``timing.json`` key) is ``folder``, the inverse of ``run_folder``; None when
+    ``folder`` belongs to no seed of ``spec``."""
+    if folder == spec.name:
+        return 0
+    match = re.fullmatch(re.escape(spec.name) + r"-seed(\d+)", folder)
+    return int(match.group(1)) if match else None
 
 
 def select_models(names: str | None, variants: tuple[ModelSpec, ...] = ()) -> tuple[ModelSpec, ...]:
