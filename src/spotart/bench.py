@@ -22,7 +22,9 @@ import torch
 from .config import build_config
 from .data import training_loader
 from .models import AutoEncoder, Discriminator
-from .train.runtime import NonFiniteGuard, Runtime, make_adam, resolve_channels_last, resolve_precision
+from .train.device import Runtime, resolve_channels_last, resolve_precision
+from .train.nonfinite import NonFiniteGuard
+from .train.optimisation import make_adam
 from .train.stage1 import autoencoder_step
 from .train.stage2 import build_models, spot_step
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import torch
 
 from spotart.models import AutoEncoder, Discriminator
-from spotart.train.runtime import save_checkpoint
+from spotart.train.checkpoints import save_checkpoint
 
 
 def write_checkpoint(path: Path, stage: str, image_size: int = 32, seed: int = 1) -> Path:

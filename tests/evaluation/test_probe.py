@@ -16,7 +16,7 @@ from spotart.evaluation.errors import EvaluationError, TrunkChangedError
 from spotart.evaluation.features import layer_shapes
 from spotart.evaluation.probe import ProbeOptions, run_probe
 from spotart.models import LAYERS
-from spotart.train.runtime import CheckpointError
+from spotart.train.checkpoints import CheckpointError
 
 from ..helpers import write_images
 from .fakes import write_checkpoint

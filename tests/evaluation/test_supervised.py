@@ -11,7 +11,7 @@ from spotart.evaluation.backbones import load_backbone
 from spotart.evaluation.errors import EvaluationError
 from spotart.evaluation.supervised import build_supervised_config, train_supervised
 from spotart.models import LAYERS
-from spotart.train.runtime import load_checkpoint
+from spotart.train.checkpoints import load_checkpoint
 
 from ..helpers import write_images
 

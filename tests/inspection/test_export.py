@@ -10,7 +10,7 @@ import spotart
 from spotart.cli import main
 from spotart.inspection.export import BackboneError, export_backbone, read_backbone_info
 from spotart.models import LAYERS, Discriminator, Trunk
-from spotart.train.runtime import CheckpointError, load_checkpoint
+from spotart.train.checkpoints import CheckpointError, load_checkpoint
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ from spotart.inspection.checkpoint import discriminator_from
 from spotart.inspection.fixed_images import fixed_images
 from spotart.inspection.panels import damage_and_repair, real_or_repaired
 from spotart.models import RepairNetwork, damage_features, decode_with_repair, sample_keep_mask
-from spotart.train.runtime import load_checkpoint
+from spotart.train.checkpoints import load_checkpoint
 from spotart.train.stage2 import load_autoencoder
 
 

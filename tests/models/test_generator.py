@@ -5,7 +5,7 @@ import torch
 
 from spotart.config import SpotConfig
 from spotart.models import ArtifactGenerator, AutoEncoder
-from spotart.train.runtime import Runtime
+from spotart.train.device import Runtime
 from spotart.train.stage2 import build_models, spot_step
 
 

@@ -15,7 +15,10 @@ import torch
 
 from spotart.config import AEConfig
 from spotart.models import AutoEncoder
-from spotart.train.runtime import NonFiniteGuard, Runtime, load_checkpoint, make_adam
+from spotart.train.checkpoints import load_checkpoint
+from spotart.train.device import Runtime
+from spotart.train.nonfinite import NonFiniteGuard
+from spotart.train.optimisation import make_adam
 from spotart.train.stage1 import autoencoder_step
 
 from ..helpers import write_images

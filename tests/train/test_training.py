@@ -10,7 +10,7 @@ import torch
 
 from spotart.config import build_config
 from spotart.train import stage2
-from spotart.train.runtime import CheckpointError, load_checkpoint
+from spotart.train.checkpoints import CheckpointError, load_checkpoint
 from spotart.train.stage1 import train_autoencoder
 from spotart.train.stage2 import train_spot
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spotart.cli import build_parser, main
-from spotart.train.runtime import CheckpointError
+from spotart.train.checkpoints import CheckpointError
 from spotart.voc import devkit
 from spotart.voc.classification import ClassificationOptions, multilabel_loss, run_voc_classification
 from spotart.voc.commands import _options

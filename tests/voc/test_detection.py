@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 from spotart.models import Trunk
-from spotart.train.runtime import CheckpointError
+from spotart.train.checkpoints import CheckpointError
 from spotart.voc import devkit
 from spotart.voc.detection import (
     DetectionOptions,

@@ -15,7 +15,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from spotart.models import Trunk
-from spotart.train.runtime import CheckpointError, load_checkpoint
+from spotart.train.checkpoints import CheckpointError, load_checkpoint
 from spotart.voc import devkit
 from spotart.voc.devkit import IGNORE_INDEX, VOCError
 from spotart.voc.engine import load_trunk

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..models import LAYERS, AutoEncoder, Discriminator, Trunk
-from ..train.runtime import CheckpointError, load_checkpoint
+from ..train.checkpoints import CheckpointError, load_checkpoint
 from .errors import EvaluationError, TrunkChangedError
 
 log = logging.getLogger("spotart")

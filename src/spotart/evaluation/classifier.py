@@ -14,7 +14,8 @@ from torch import nn
 from ..models import Trunk
 from ..models.discriminator import conv5_grid
 from ..train import distributed as dist_utils
-from ..train.runtime import NonFiniteGuard, Runtime
+from ..train.device import Runtime
+from ..train.nonfinite import NonFiniteGuard
 from .datasets import to_model_range
 
 

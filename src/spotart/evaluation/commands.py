@@ -159,9 +159,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "baseline, and probe them all plus the random init and the encoder, on ../shared/data/imagenette-96 "
         "(train: pretraining without labels; val: probe top-1). Re-running the same command continues where it "
         "stopped. Writes RESULTS/reproduce.json and RESULTS/reproduce.md (cifar-quick: reproduce-cifar10.*).")
-    p.add_argument("--preset", choices=("tiny", "quick", "full", "cifar-quick"), default="quick",
-                   help="quick: 64 px, about 45 min on 2 cores; full: 96 px, about 8 h; cifar-quick: CIFAR-10 at "
-                   "32 px, about 2 h; tiny: toy images, seconds")
+    p.add_argument("--preset", choices=("tiny", "quick", "imagenette-64", "full", "cifar-quick"), default="quick",
+                   help="quick: 64 px, about 45 min on 2 cores; imagenette-64: quick with 1,000 stage-2 steps per "
+                   "row; full: 96 px, about 8 h; cifar-quick: CIFAR-10 at 32 px, about 2 h; tiny: toy images, seconds")
     p.add_argument("--data", help="folder with train/ and val/ or test/ (default ../shared/data/imagenette-96; "
                    "cifar-quick: ../shared/data/cifar10)")
     p.add_argument("--work", help="checkpoints and probes (default benchmarks/runs/reproduce-PRESET)")

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from ..train.runtime import Runtime, pick_device, resolve_channels_last, resolve_precision
+from ..train.device import Runtime, pick_device, resolve_channels_last, resolve_precision
 from .backbones import Backbone
 from .datasets import LabelledSource, SubsetSource, evaluation_loader, subsample
 from .errors import EvaluationError

@@ -27,7 +27,10 @@ import torch
 from ..config import CommonConfig
 from ..data import Augment, ImageDataset, SeededSampler, make_loader
 from ..models import Trunk
-from ..train.runtime import NonFiniteGuard, Runtime, batches, lr_factor, make_adam, set_lr
+from ..train.device import Runtime
+from ..train.nonfinite import NonFiniteGuard
+from ..train.optimisation import lr_factor, make_adam, set_lr
+from ..train.progress import batches
 from .backbones import Backbone, check_unchanged, load_backbone
 from .classifier import TrunkClassifier, classifier_step, evaluate_top1
 from .datasets import (

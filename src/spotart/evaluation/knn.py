@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..train.runtime import autocast, resolve_precision
+from ..train.device import autocast, resolve_precision
 from .datasets import (
     DEFAULT_DATA_ROOT,
     SubsetSource,

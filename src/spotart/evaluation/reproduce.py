@@ -43,7 +43,7 @@ import torch
 import yaml
 
 from ..config import ConfigError, build_config
-from ..train.runtime import cpu_has_fast_bf16
+from ..train.device import cpu_has_fast_bf16
 from .errors import EvaluationError
 from .linear import LinearSettings
 from .probe import ProbeOptions, run_probe
@@ -84,6 +84,10 @@ PRESETS = {
     # 64 px: 4x4 damage grid, ~3x more steps per minute than 96 px (METHOD.md); stage 2 runs at ~1 step/s
     "quick": Preset("quick", 64, 64, 500, 250, 800, 10, 1, "about 45 minutes on 2 CPU cores with AMX"),
     "full": Preset("full", 96, 64, 3000, 2000, 4000, 10, 1, "about 8 hours on 2 CPU cores with AMX"),
+    # the study preset of the official-code comparison and the RotNet yardstick: quick's stage 1, 4x its stage 2
+    "imagenette-64": Preset("imagenette-64", 64, 64, 500, 1000, 800, 10, 1,
+                            "stage 1 about 25 minutes, each stage-2 row about 30 minutes on 2 CPU cores with AMX",
+                            results_name="reproduce-imagenette64"),
     # CIFAR-10 at its own 32 px: a 2x2 damage grid and ~9x fewer FLOPs per image than 96 px, so many more steps
     "cifar-quick": Preset("cifar-quick", 32, 128, 1000, 1000, 2000, 10, 1, "about 2 hours on 2 CPU cores with AMX",
                           data=CIFAR10, results_name="reproduce-cifar10", probe_max_train=20_000),

@@ -18,7 +18,9 @@ import torch
 from ..config import CommonConfig, ConfigError, apply_overrides, config_to_dict, parse_set_args
 from ..models import Discriminator, check_resolution
 from ..train import distributed as dist_utils
-from ..train.runtime import CHECKPOINT_FORMAT, NonFiniteGuard, make_adam, rng_state, set_rng_state
+from ..train.checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
+from ..train.nonfinite import NonFiniteGuard
+from ..train.optimisation import make_adam
 from ..train.session import Stage, count_parameters, run_loop, start_session
 from .classifier import TrunkClassifier, classifier_step
 from .datasets import open_labelled

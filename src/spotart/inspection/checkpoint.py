@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Discriminator
-from ..train.runtime import CheckpointError, load_checkpoint
+from ..train.checkpoints import CheckpointError, load_checkpoint
 
 
 def resolve_checkpoint(path: str | Path) -> Path:

@@ -13,21 +13,12 @@ import torch
 from ..config import CommonConfig
 from ..data import SeededSampler, training_loader
 from . import distributed as dist_utils
-from .runtime import (
-    CheckpointError,
-    CheckpointManager,
-    NonFiniteGuard,
-    RunDir,
-    Runtime,
-    Throughput,
-    batches,
-    load_checkpoint,
-    lr_factor,
-    progress_bar,
-    seed_everything,
-    set_lr,
-    total_steps,
-)
+from .checkpoints import CheckpointError, CheckpointManager, load_checkpoint
+from .device import Runtime
+from .nonfinite import NonFiniteGuard
+from .optimisation import lr_factor, seed_everything, set_lr, total_steps
+from .progress import Throughput, batches, progress_bar
+from .rundir import RunDir
 
 log = logging.getLogger("spotart")
 

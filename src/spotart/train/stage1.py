@@ -13,15 +13,10 @@ from ..config import AEConfig, config_to_dict
 from ..losses import autoencoder_loss
 from ..models import AutoEncoder
 from . import distributed as dist_utils
-from .runtime import (
-    CHECKPOINT_FORMAT,
-    NonFiniteGuard,
-    Runtime,
-    make_adam,
-    maybe_compile,
-    rng_state,
-    set_rng_state,
-)
+from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
+from .device import Runtime, maybe_compile
+from .nonfinite import NonFiniteGuard
+from .optimisation import make_adam
 from .session import Stage, count_parameters, run_loop, start_session
 
 log = logging.getLogger("spotart")

@@ -29,17 +29,10 @@ from ..models import (
     decode_with_repair,
 )
 from . import distributed as dist_utils
-from .runtime import (
-    CHECKPOINT_FORMAT,
-    CheckpointError,
-    NonFiniteGuard,
-    Runtime,
-    load_checkpoint,
-    make_adam,
-    maybe_compile,
-    rng_state,
-    set_rng_state,
-)
+from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, rng_state, set_rng_state
+from .device import Runtime, maybe_compile
+from .nonfinite import NonFiniteGuard
+from .optimisation import make_adam
 from .session import Stage, count_parameters, run_loop, start_session
 
 log = logging.getLogger("spotart")

@@ -29,21 +29,19 @@ from torch import nn
 
 from ..models import Trunk
 from ..train import distributed as dist_utils
-from ..train.runtime import (
+from ..train.checkpoints import (
     CHECKPOINT_FORMAT,
     CheckpointError,
-    NonFiniteGuard,
-    RunDir,
-    Runtime,
     load_checkpoint,
-    pick_device,
-    progress_bar,
-    resolve_precision,
     rng_state,
     save_checkpoint,
-    seed_everything,
     set_rng_state,
 )
+from ..train.device import Runtime, pick_device, resolve_precision
+from ..train.nonfinite import NonFiniteGuard
+from ..train.optimisation import seed_everything
+from ..train.progress import progress_bar
+from ..train.rundir import RunDir
 from .devkit import DEFAULT_VOC_ROOT
 
 log = logging.getLogger("spotart")
