@@ -42,10 +42,11 @@ def cmd_train_ae(args: argparse.Namespace) -> None:
 
 
 def cmd_train_spot(args: argparse.Namespace) -> None:
+    from .evaluation.knn import monitor_from_config
     from .train.stage2 import train_spot
 
     cfg = build_config("train-spot", args.config, args.set, _training_values(args))
-    train_spot(cfg, args.out, resume=args.resume)
+    train_spot(cfg, args.out, resume=args.resume, monitor=monitor_from_config(cfg))
 
 
 def cmd_demo(args: argparse.Namespace) -> None:

@@ -68,7 +68,22 @@ class AEConfig(CommonConfig):
 
 
 @dataclass
-class SpotConfig(CommonConfig):
+class MonitorConfig(CommonConfig):
+    """The kNN monitor of a trunk's features while it trains (our addition; off unless a labelled folder is given).
+
+    Stages that train the discriminator's trunk (stage 2, and the pretext-task baselines) take these keys.
+    """
+
+    knn_train: str = ""  # labelled class folder used as the kNN memory (default: the training data)
+    knn_val: str = ""  # labelled class folder to classify
+    knn_every: int = 500  # steps between kNN evaluations (step 0 is always measured)
+    knn_max_train: int = 5000  # cap on memory images (feature extraction costs a forward pass each)
+    knn_max_val: int = 2000
+    knn_layers: tuple[str, ...] = ("conv2", "conv3", "conv5")  # conv5 alone misleads at small budgets
+
+
+@dataclass
+class SpotConfig(MonitorConfig):
     """Stage 2: damage, repair, discriminate (E and D frozen)."""
 
     autoencoder: str = ""  # stage-1 checkpoint (required)
@@ -88,12 +103,6 @@ class SpotConfig(CommonConfig):
     repair_lr_factor: float = 1.0  # R's learning rate relative to C's
     repair_every: int = 1  # update R once every this many steps (C is updated every step)
     disc_init: str = "default"  # default (PyTorch) | normal (N(0, 0.01) weights as TF examples use)
-    # --- kNN monitor of the features during training (our addition; off unless a labelled folder is given) ---
-    knn_train: str = ""  # labelled class folder used as the kNN memory
-    knn_val: str = ""  # labelled class folder to classify
-    knn_every: int = 500  # steps between kNN evaluations
-    knn_max_train: int = 5000  # cap on memory images (feature extraction costs a forward pass each)
-    knn_max_val: int = 2000
 
 
 _CONFIG_CLASSES = {"train-ae": AEConfig, "train-spot": SpotConfig}
@@ -179,6 +188,12 @@ def _validate(cfg: CommonConfig) -> None:
         raise ConfigError(f"lr_decay_fraction must be in (0, 1], got {cfg.lr_decay_fraction}")
     if cfg.num_workers < 0:
         raise ConfigError(f"num_workers must be >= 0, got {cfg.num_workers}")
+    if isinstance(cfg, MonitorConfig):
+        unknown = [layer for layer in cfg.knn_layers if layer not in ("conv1", "conv2", "conv3", "conv4", "conv5")]
+        if unknown:
+            raise ConfigError(f"knn_layers must be some of conv1..conv5, got {', '.join(unknown)}")
+        if cfg.knn_every < 1:
+            raise ConfigError(f"knn_every must be >= 1, got {cfg.knn_every}")
     if isinstance(cfg, SpotConfig):
         if not 0.0 <= cfg.drop_rate < 1.0:
             raise ConfigError(f"drop_rate must be in [0, 1), got {cfg.drop_rate}")
@@ -270,6 +285,7 @@ def config_from_dict(command: str, values: dict[str, Any]) -> CommonConfig:
 
 __all__ = [
     "AEConfig",
+    "MonitorConfig",
     "CommonConfig",
     "ConfigError",
     "SpotConfig",

@@ -173,7 +173,7 @@ def test_knn_monitor_rows_get_their_own_chart():
     rows = [{"step": 1, "c_loss": 1.0, "images_per_s": 9.0}, {"step": 2, "epoch": 0, "knn_top1": 31.5}]
     charts = {chart.title: chart.keys for chart in metric_curves(rows)}
     assert charts == {"Losses of the discriminator C": ("c_loss",),
-                      "kNN monitor on conv5 features (top-1 %)": ("knn_top1",),
+                      "kNN monitor of the features (top-1 %)": ("knn_top1",),
                       "Speed, schedule and housekeeping": ("images_per_s",)}
 
 

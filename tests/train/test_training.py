@@ -116,15 +116,14 @@ def test_truncated_checkpoint_is_a_clear_error(tmp_path, image_folder):
         load_checkpoint(broken)
 
 
-def test_knn_monitor_is_logged_when_a_validation_folder_is_given(tmp_path):
+def test_knn_val_without_a_monitor_is_said_in_the_log(tmp_path, caplog):
+    """From Python, train_spot takes the monitor from its caller; a config that asks for one gets a warning."""
     train = write_images(tmp_path / "train", 16, size=40, classes=2)
     val = write_images(tmp_path / "val", 8, size=40, classes=2, seed=1)
     ae_ckpt = _ae(tmp_path, train, 32, steps=1)
-    cfg = _spot_cfg(train, 32, ae_ckpt, steps=2, extra=[f"knn_val={val}", "knn_every=2"])
-    train_spot(cfg, str(tmp_path / "spot"))
-    knn_rows = [r for r in _rows(tmp_path / "spot") if "knn_top1" in r]
-    assert [r["step"] for r in knn_rows] == [2]
-    assert 0 <= knn_rows[0]["knn_top1"] <= 100
+    train_spot(_spot_cfg(train, 32, ae_ckpt, steps=1, extra=[f"knn_val={val}"]), str(tmp_path / "spot"))
+    assert "knn_val is set but no monitor was handed to train_spot" in caplog.text
+    assert not [r for r in _rows(tmp_path / "spot") if any(k.startswith("knn_") for k in r)]
 
 
 def test_resuming_at_another_image_size_is_refused(tmp_path, image_folder):

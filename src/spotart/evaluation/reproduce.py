@@ -174,6 +174,7 @@ class Reproduction:
             return str(self.autoencoder())
         if spec.kind == "spot":
             from ..train.stage2 import train_spot
+            from .knn import monitor_from_config
 
             ae = self.autoencoder()
             # the ablation's switches come last, so that no --set can undo what the row is about
@@ -181,7 +182,7 @@ class Reproduction:
                                        *spec.switches])
             cfg = build_config("train-spot", set_pairs=pairs)
             return str(self._train(run_folder(spec, seed), run_dir, cfg.steps,
-                                   lambda resume: train_spot(cfg, str(run_dir), resume)))
+                                   lambda resume: train_spot(cfg, str(run_dir), resume, monitor_from_config(cfg))))
         if spec.kind == "supervised":
             cfg = build_supervised_config(self._common() + [f"steps={self.preset.supervised_steps}", *seeded])
             return str(self._train(run_folder(spec, seed), run_dir, cfg.steps,

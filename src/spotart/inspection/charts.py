@@ -122,7 +122,7 @@ def metric_curves(rows: Sequence[dict[str, Any]]) -> list[Chart]:
     if accuracies:
         charts.append(_accuracies(rows, accuracies))
     if knn:
-        charts.append(_small_multiples(rows, knn, "kNN monitor on conv5 features (top-1 %)"))
+        charts.append(_small_multiples(rows, knn, "kNN monitor of the features (top-1 %)"))
     if others:
         charts.append(_small_multiples(rows, others, "Speed, schedule and housekeeping"))
     return charts

@@ -117,7 +117,7 @@ class Stage:
     grid: Callable[[torch.Tensor, Any], torch.Tensor] | None = None  # (images, step output) -> (3, H, W) in [0, 1]
     grid_name: str = "images"
     postfix: dict[str, str] = field(default_factory=lambda: {"loss": "loss"})  # progress label -> metric key
-    after_step: Callable[[int], dict[str, float]] | None = None  # extra metrics at some steps (kNN)
+    after_step: Callable[[int], dict[str, float]] | None = None  # extra metrics at some steps (kNN), step 0 too
     min_batch: int = 1  # smaller batches (all but a few images unreadable) are skipped
 
 
@@ -144,6 +144,12 @@ class MetricAverager:
         return out
 
 
+def log_extra(run: RunDir, step: int, epoch: int, extra: dict[str, float]) -> None:
+    """A row of ``after_step`` metrics (the kNN monitor's), in metrics.jsonl and the log."""
+    run.log_metrics({"step": step, "epoch": epoch, **extra})
+    log.info("step %d: %s", step, ", ".join(f"{key} {value:.4g}" for key, value in extra.items()))
+
+
 def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
     """Batches, learning-rate schedule, step, metrics, image grids and checkpoints, until the last step."""
     cfg, runtime, run = session.cfg, session.runtime, session.run
@@ -152,6 +158,8 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
     bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, stage.name)
     data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
     try:
+        if step == 0 and stage.after_step is not None and (extra := stage.after_step(0)):
+            log_extra(run, 0, 0, extra)  # the network the run starts from, so every trajectory has its origin
         while step < session.total_steps:
             epoch, batch = next(data)
             report_skipped(session, batch)
@@ -174,7 +182,7 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
                 bar.set_postfix({label: f"{row[key]:.3f}" for label, key in stage.postfix.items() if key in row}
                                 | {"img_s": f"{row['images_per_s']:.1f}"})
             if stage.after_step is not None and (extra := stage.after_step(step)):
-                run.log_metrics({"step": step, "epoch": epoch, **extra})
+                log_extra(run, step, epoch, extra)
             if stage.grid is not None and (step % cfg.image_every == 0 or step == session.total_steps):
                 run.save_grid(stage.grid_name, step, stage.grid(images, output))
             if step % cfg.checkpoint_every == 0 or step == session.total_steps:

@@ -192,18 +192,10 @@ def checkpoint_payload(models: SpotModels, cfg: SpotConfig, step: int, mask_gene
     }
 
 
-def make_knn_monitor(cfg: SpotConfig):
-    """The kNN accuracy monitor on conv5 when a labelled validation folder is configured, else None."""
-    if not cfg.knn_val:
-        return None
-    from ..evaluation.knn import KnnMonitor
-
-    return KnnMonitor(cfg.knn_train or cfg.data, cfg.knn_val, cfg.image_size, cfg.knn_every,
-                      max_train=cfg.knn_max_train, max_val=cfg.knn_max_val, precision=cfg.precision,
-                      data_root=cfg.data_root, seed=cfg.seed)
-
-
-def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
+def train_spot(cfg: SpotConfig, out: str, resume: bool = False,
+               monitor: Callable[[torch.nn.Module, int], dict[str, float]] | None = None) -> Path:
+    """Stage 2. ``monitor(discriminator, step)`` gives extra metrics at some steps (the kNN monitor, built by the
+    caller: ``evaluation.knn.monitor_from_config``); it is called at step 0 and after every step."""
     if not cfg.autoencoder and not resume:
         raise CheckpointError("train-spot needs the stage-1 checkpoint: pass --autoencoder CKPT")
     session = start_session(cfg, out, "train-spot", stage="spot", resume=resume)
@@ -229,7 +221,9 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
              count_parameters(models.discriminator) / 1e6, count_parameters(models.generator) / 1e6,
              cfg.repair, cfg.drop_rate, cfg.passes)
 
-    knn = make_knn_monitor(cfg) if dist_utils.is_main_process() else None
+    if cfg.knn_val and monitor is None and dist_utils.is_main_process():
+        log.warning("knn_val is set but no monitor was handed to train_spot: no kNN rows are logged "
+                    "(spotart train-spot builds one; from Python pass monitor=monitor_from_config(cfg))")
     guard = NonFiniteGuard()
 
     def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, StepResult]:
@@ -237,10 +231,7 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
         return {**result.losses, **result.metrics, "repair_active": float(result.updated_repair)}, result
 
     def after_step(index: int) -> dict[str, float]:
-        row = knn(models.discriminator, index) if knn is not None else {}
-        if row:
-            log.info("step %d: kNN top-1 on conv5 %.1f%%", index, row["knn_top1"])
-        return row
+        return monitor(models.discriminator, index) if monitor is not None else {}
 
     models.generator.train()
     models.discriminator.train()
