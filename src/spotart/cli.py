@@ -49,6 +49,14 @@ def cmd_train_spot(args: argparse.Namespace) -> None:
     train_spot(cfg, args.out, resume=args.resume, monitor=monitor_from_config(cfg))
 
 
+def cmd_train_rotnet(args: argparse.Namespace) -> None:
+    from .evaluation.knn import monitor_from_config
+    from .train.rotnet import train_rotnet
+
+    cfg = build_config("train-rotnet", args.config, args.set, _training_values(args))
+    train_rotnet(cfg, args.out, resume=args.resume, monitor=monitor_from_config(cfg))
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import run_demo
 
@@ -82,6 +90,15 @@ def build_parser() -> argparse.ArgumentParser:
     _add_training_flags(p)
     p.add_argument("--autoencoder", help="stage-1 checkpoint (runs/ae/checkpoints/latest.pt)")
     p.set_defaults(func=cmd_train_spot)
+
+    p = sub.add_parser("train-rotnet", help="a yardstick: RotNet (predict 0/90/180/270 degrees) on the same trunk",
+                       description="RotNet (Gidaris et al., ICLR 2018) on the discriminator's conv1..conv5 with "
+                       "RotNet's AlexNet head: each batch holds all four rotations of each image. The same data, "
+                       "augmentation, Adam, schedule, run directory, kNN monitor (--set knn_val=DIR) and --resume as "
+                       "train-spot; --set max_seconds=S trains for a time budget instead of --steps. Its checkpoint "
+                       "(stage 'rotnet') is read by probe, finetune, export and the VOC commands.")
+    _add_training_flags(p)
+    p.set_defaults(func=cmd_train_rotnet)
 
     p = sub.add_parser("demo", help="both stages for a few minutes on photographs bundled with scikit-image")
     p.add_argument("--out", default="demo_run", help="run directory (default: demo_run)")
@@ -124,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         hints = {"reproduce": "; run the same command again to continue"}
         hints.update({name: "; add --resume to the same command to continue"
-                      for name in ("train-ae", "train-spot", "train-supervised")})
+                      for name in ("train-ae", "train-spot", "train-supervised", "train-rotnet")})
         print(f"spotart {args.command}: interrupted{hints.get(args.command, '')}", file=sys.stderr)
         return 130
     except USER_ERRORS as err:

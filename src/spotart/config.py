@@ -105,7 +105,19 @@ class SpotConfig(MonitorConfig):
     disc_init: str = "default"  # default (PyTorch) | normal (N(0, 0.01) weights as TF examples use)
 
 
-_CONFIG_CLASSES = {"train-ae": AEConfig, "train-spot": SpotConfig}
+@dataclass
+class RotNetConfig(MonitorConfig):
+    """The RotNet yardstick (Gidaris et al., ICLR 2018) on the discriminator's trunk: predict 0/90/180/270 degrees.
+
+    Data, augmentation, Adam and the schedule are the common keys above, as for the method's own stages.
+    """
+
+    rotnet_hidden: int = 4096  # RotNet's official AlexNet (architectures/AlexNet.py): two fc layers of 4096
+    max_seconds: float = 0.0  # a time budget (our addition): end at a checkpoint after this many training seconds;
+    # 0 = steps alone. The learning rate then decays over whichever budget, steps or seconds, ends first.
+
+
+_CONFIG_CLASSES = {"train-ae": AEConfig, "train-spot": SpotConfig, "train-rotnet": RotNetConfig}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "bf16", "fp32"),
@@ -194,6 +206,11 @@ def _validate(cfg: CommonConfig) -> None:
             raise ConfigError(f"knn_layers must be some of conv1..conv5, got {', '.join(unknown)}")
         if cfg.knn_every < 1:
             raise ConfigError(f"knn_every must be >= 1, got {cfg.knn_every}")
+    if isinstance(cfg, RotNetConfig):
+        if cfg.rotnet_hidden < 1:
+            raise ConfigError(f"rotnet_hidden must be >= 1, got {cfg.rotnet_hidden}")
+        if cfg.max_seconds < 0:
+            raise ConfigError(f"max_seconds must be >= 0 (0: no time budget), got {cfg.max_seconds}")
     if isinstance(cfg, SpotConfig):
         if not 0.0 <= cfg.drop_rate < 1.0:
             raise ConfigError(f"drop_rate must be in [0, 1), got {cfg.drop_rate}")
@@ -288,6 +305,7 @@ __all__ = [
     "MonitorConfig",
     "CommonConfig",
     "ConfigError",
+    "RotNetConfig",
     "SpotConfig",
     "build_config",
     "config_from_dict",

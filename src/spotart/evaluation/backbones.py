@@ -1,6 +1,7 @@
 """The frozen networks that evaluation reads features from, loaded from any spotart checkpoint.
 
-- a stage-2 (``train-spot``) or ``train-supervised`` checkpoint: the discriminator's trunk, layers conv1..conv5;
+- a stage-2 (``train-spot``), ``train-supervised`` or ``train-rotnet`` checkpoint: the discriminator's trunk, layers
+  conv1..conv5;
 - a stage-1 (``train-ae``) checkpoint: the autoencoder's encoder, layers enc1..enc5 (a baseline);
 - ``init="random"``: a freshly initialised discriminator trunk (the random-init baseline).
 
@@ -17,14 +18,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..models import LAYERS, AutoEncoder, Discriminator, Trunk
+from ..models import LAYERS, AutoEncoder, Trunk
 from ..train.checkpoints import CheckpointError, load_checkpoint
+from ..train.trunks import TRUNK_STAGES, trunk_from_payload
 from .errors import EvaluationError, TrunkChangedError
 
 log = logging.getLogger("spotart")
 
 ENCODER_LAYERS = ("enc1", "enc2", "enc3", "enc4", "enc5")
-DISCRIMINATOR_STAGES = ("spot", "supervised")
+DISCRIMINATOR_STAGES = TRUNK_STAGES  # spot, supervised, rotnet: checkpoints holding a trained trunk
 MIN_IMAGE_SIZE = 32
 
 
@@ -36,7 +38,7 @@ class Backbone(nn.Module):
         self.net = net
         self.layers = layers
         self.image_size = image_size
-        self.kind = kind  # spot | supervised | autoencoder | random
+        self.kind = kind  # spot | supervised | rotnet | autoencoder | random
         self.origin = origin  # the checkpoint path, or "random init (seed N)"
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -87,8 +89,8 @@ def load_backbone(checkpoint: str | Path | None, init: str = "checkpoint", image
     if init != "checkpoint":
         raise EvaluationError(f"unknown init {init!r}: use 'checkpoint' or 'random'")
     if not checkpoint:
-        raise EvaluationError("pass --checkpoint CKPT (a train-spot, train-supervised or train-ae checkpoint), "
-                              "or --init random")
+        raise EvaluationError("pass --checkpoint CKPT (a train-spot, train-supervised, train-rotnet or train-ae "
+                              "checkpoint), or --init random")
     payload = load_checkpoint(checkpoint)
     stage = payload["stage"]
     trained_size = int(payload["config"]["image_size"])
@@ -97,17 +99,15 @@ def load_backbone(checkpoint: str | Path | None, init: str = "checkpoint", image
         log.info("%s was trained at %d px; evaluating at %d px", checkpoint, trained_size, size)
     try:
         if stage in DISCRIMINATOR_STAGES:
-            disc = Discriminator(trained_size)
-            disc.load_state_dict(payload["discriminator"])
-            backbone = Backbone(disc.trunk, LAYERS, size, stage, str(checkpoint))
+            backbone = Backbone(trunk_from_payload(payload, str(checkpoint)), LAYERS, size, stage, str(checkpoint))
         elif stage == "autoencoder":
             model = AutoEncoder()
             model.load_state_dict(payload["model"])
             backbone = Backbone(model.encoder, ENCODER_LAYERS, size, stage, str(checkpoint))
         else:
             raise CheckpointError(
-                f"{checkpoint} is a {stage!r} checkpoint; evaluation needs a train-spot, train-supervised or "
-                "train-ae checkpoint"
+                f"{checkpoint} is a {stage!r} checkpoint; evaluation needs a train-spot, train-supervised, "
+                "train-rotnet or train-ae checkpoint"
             )
     except (RuntimeError, KeyError) as err:
         raise CheckpointError(f"{checkpoint}: its weights do not fit the network ({type(err).__name__}: "

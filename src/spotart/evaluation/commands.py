@@ -22,7 +22,8 @@ def _floats(text: str) -> tuple[float, ...]:
 
 
 def _add_network_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--checkpoint", help="train-spot, train-supervised or train-ae checkpoint (the encoder's layers)")
+    p.add_argument("--checkpoint", help="train-spot, train-supervised, train-rotnet or train-ae checkpoint "
+                   "(train-ae: the encoder's layers)")
     p.add_argument("--init", choices=("checkpoint", "random"), default="checkpoint",
                    help="random: a freshly initialised discriminator (the random-init baseline; no --checkpoint)")
     p.add_argument("--image-size", type=int, help="default: the checkpoint's training size (96 for --init random)")

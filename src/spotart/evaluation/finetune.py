@@ -118,8 +118,8 @@ def run_finetune(train: str, test: str, out: str | Path, checkpoint: str | None 
     out = Path(out)
     backbone = load_backbone(checkpoint, init, options.image_size, options.seed)
     if options.mode == "full" and backbone.kind == "autoencoder":
-        raise EvaluationError("full fine-tuning trains the discriminator's conv1..conv5: pass a train-spot or "
-                              "train-supervised checkpoint (or --init random)")
+        raise EvaluationError("full fine-tuning trains the discriminator's conv1..conv5: pass a train-spot, "
+                              "train-supervised or train-rotnet checkpoint (or --init random)")
     train_data = open_labelled(train, "train", "training", options.data_root)
     test_data = open_labelled(test, "test", "test", options.data_root)
     check_same_classes(train_data, test_data)

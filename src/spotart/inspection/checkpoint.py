@@ -1,4 +1,4 @@
-"""Finding and loading the stage-2 checkpoint that the inspection commands look at.
+"""Finding and loading the checkpoints that the inspection commands look at (stage 2; any trunk for export).
 
 Every command accepts either a checkpoint file or a run directory, because users think in runs.
 Models are rebuilt on the CPU in eval mode: inspection looks at a handful of images, and eval mode
@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Discriminator
-from ..train.checkpoints import CheckpointError, load_checkpoint
+from ..train.checkpoints import CheckpointError, describe_stage, load_checkpoint
+from ..train.trunks import TRUNK_COMMANDS, TRUNK_STAGES
 
 
 def resolve_checkpoint(path: str | Path) -> Path:
@@ -21,7 +22,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
         latest = path / "checkpoints" / "latest.pt"
         if not latest.is_file():
             raise CheckpointError(f"{path} is a folder but holds no checkpoints/latest.pt: pass a run directory "
-                                  "of train-spot or a checkpoint file")
+                                  "or a checkpoint file")
         return latest
     return path
 
@@ -29,6 +30,16 @@ def resolve_checkpoint(path: str | Path) -> Path:
 def load_spot_checkpoint(path: str | Path) -> dict[str, Any]:
     """The stage-2 payload of a checkpoint file or run directory (clear errors for anything else)."""
     return load_checkpoint(resolve_checkpoint(path), expect_stage="spot")
+
+
+def load_trunk_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The payload of any checkpoint that trained conv1..conv5 (train-spot, train-supervised, train-rotnet)."""
+    path = resolve_checkpoint(path)
+    payload = load_checkpoint(path)
+    if payload["stage"] not in TRUNK_STAGES:
+        raise CheckpointError(f"{path} is a {describe_stage(payload['stage'])} checkpoint; a {TRUNK_COMMANDS} "
+                              "checkpoint is needed here")
+    return payload
 
 
 def discriminator_from(payload: dict[str, Any]) -> Discriminator:

@@ -1,5 +1,7 @@
 """``spotart export``: the discriminator's conv1..conv5 trunk as a plain PyTorch module in safetensors.
 
+It reads the trunk of any checkpoint that trained one: train-spot (the method), train-supervised, train-rotnet.
+
 The trunk is what the method is for: downstream users want its weights without the training
 machinery (optimiser states, the autoencoder, the repair network, the heads). safetensors holds
 tensors only and cannot run code when loaded, so a backbone can be shared and opened safely; the
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..models import LAYERS, Trunk
-from .checkpoint import discriminator_from, load_spot_checkpoint, resolve_checkpoint
+from ..train.trunks import trunk_from_payload
+from .checkpoint import load_trunk_checkpoint, resolve_checkpoint
 
 BACKBONE_FORMAT = "spotart-backbone"
 BACKBONE_FORMAT_VERSION = 1
@@ -35,12 +38,13 @@ class BackboneInfo:
 
 
 def export_backbone(checkpoint: str | Path, out: str | Path) -> BackboneInfo:
-    """Write the trunk of a stage-2 checkpoint (file or run directory) to ``out`` as safetensors."""
+    """Write the trunk of a train-spot, train-supervised or train-rotnet checkpoint (file or run directory) to
+    ``out`` as safetensors."""
     from safetensors.torch import save_file
 
     source = resolve_checkpoint(checkpoint)
-    payload = load_spot_checkpoint(source)
-    trunk = discriminator_from(payload).trunk
+    payload = load_trunk_checkpoint(source)
+    trunk = trunk_from_payload(payload, str(source))
     info = BackboneInfo(int(payload["config"]["image_size"]), LAYERS, str(source.resolve()), int(payload["step"]))
     # a fresh Trunk holds the weights: NCHW even when the run trained channels_last (safetensors refuses strides)
     tensors = {name: tensor.detach() for name, tensor in trunk.state_dict().items()}
@@ -53,6 +57,7 @@ def export_backbone(checkpoint: str | Path, out: str | Path) -> BackboneInfo:
         "layers": ",".join(info.layers),
         "source_checkpoint": info.source_checkpoint,
         "step": str(info.step),
+        "trained_by": payload["stage"],  # spot | supervised | rotnet
     }
     out = Path(out).expanduser()
     if out.is_dir():

@@ -57,6 +57,15 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+# each checkpoint kind as the user knows it: by the command that wrote it
+STAGE_NAMES = {"autoencoder": "stage-1 (train-ae)", "spot": "stage-2 (train-spot)", "supervised": "train-supervised",
+               "rotnet": "train-rotnet"}
+
+
+def describe_stage(stage: str) -> str:
+    return STAGE_NAMES.get(stage, stage)
+
+
 def load_checkpoint(path: str | Path, expect_stage: str | None = None) -> dict[str, Any]:
     """Load with ``weights_only=True`` and check that it is the kind of checkpoint the caller expects."""
     path = Path(path).expanduser()
@@ -70,10 +79,9 @@ def load_checkpoint(path: str | Path, expect_stage: str | None = None) -> dict[s
     if not isinstance(payload, dict) or "stage" not in payload:
         raise CheckpointError(f"{path} is not a spotart checkpoint")
     if expect_stage is not None and payload["stage"] != expect_stage:
-        names = {"autoencoder": "stage-1 (train-ae)", "spot": "stage-2 (train-spot)"}
         raise CheckpointError(
-            f"{path} is a {names.get(payload['stage'], payload['stage'])} checkpoint; "
-            f"a {names.get(expect_stage, expect_stage)} checkpoint is needed here"
+            f"{path} is a {describe_stage(payload['stage'])} checkpoint; "
+            f"a {describe_stage(expect_stage)} checkpoint is needed here"
         )
     return payload
 

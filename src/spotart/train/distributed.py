@@ -94,6 +94,15 @@ def mean_over_ranks(row: dict, device: torch.device) -> dict:
     return {**row, **{k: float(v) / world_size() for k, v in zip(keys, tensor.tolist())}}
 
 
+def max_over_ranks(value: float, device: torch.device) -> float:
+    """The largest ``value`` of any rank: one decision (such as "the time budget is spent") taken by all."""
+    if not is_distributed():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return float(tensor.item())
+
+
 def weights_in_sync(modules: list[nn.Module], device: torch.device) -> bool:
     """True when every rank holds bit-identical trainable weights (a fingerprint compared with all-reduce)."""
     if not is_distributed():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 
@@ -21,6 +22,27 @@ class Throughput:
         value = self.images / max(now - self.start, 1e-9)
         self.images, self.start = 0, now
         return value
+
+
+class RunClock:
+    """Training seconds since the run started, summed across resumes (``already``: a checkpoint's ``wall_s``).
+
+    Time inside ``paused()`` (the kNN monitor's evaluations) is not counted: it measures the run, not the training.
+    """
+
+    def __init__(self, already: float = 0.0) -> None:
+        self.already, self.start, self.excluded = already, time.perf_counter(), 0.0
+
+    def seconds(self) -> float:
+        return self.already + time.perf_counter() - self.start - self.excluded
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.excluded += time.perf_counter() - start
 
 
 def progress_bar(total: int, initial: int, enabled: bool, desc: str):

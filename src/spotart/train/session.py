@@ -17,7 +17,7 @@ from .checkpoints import CheckpointError, CheckpointManager, load_checkpoint
 from .device import Runtime
 from .nonfinite import NonFiniteGuard
 from .optimisation import lr_factor, seed_everything, set_lr, total_steps
-from .progress import Throughput, batches, progress_bar
+from .progress import RunClock, Throughput, batches, progress_bar
 from .rundir import RunDir
 
 log = logging.getLogger("spotart")
@@ -119,6 +119,7 @@ class Stage:
     postfix: dict[str, str] = field(default_factory=lambda: {"loss": "loss"})  # progress label -> metric key
     after_step: Callable[[int], dict[str, float]] | None = None  # extra metrics at some steps (kNN), step 0 too
     min_batch: int = 1  # smaller batches (all but a few images unreadable) are skipped
+    max_seconds: float = 0.0  # time budget: stop at a checkpoint once wall_s reaches it (0: the step budget alone)
 
 
 class MetricAverager:
@@ -144,29 +145,45 @@ class MetricAverager:
         return out
 
 
-def log_extra(run: RunDir, step: int, epoch: int, extra: dict[str, float]) -> None:
+def log_extra(run: RunDir, step: int, epoch: int, extra: dict[str, float], wall_s: float) -> None:
     """A row of ``after_step`` metrics (the kNN monitor's), in metrics.jsonl and the log."""
-    run.log_metrics({"step": step, "epoch": epoch, **extra})
+    run.log_metrics({"step": step, "epoch": epoch, **extra, "wall_s": round(wall_s, 3)})
     log.info("step %d: %s", step, ", ".join(f"{key} {value:.4g}" for key, value in extra.items()))
 
 
 def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
-    """Batches, learning-rate schedule, step, metrics, image grids and checkpoints, until the last step."""
+    """Batches, learning-rate schedule, step, metrics, image grids and checkpoints, until the last step (or, with
+    ``stage.max_seconds``, until the time budget is spent: the run then ends at a checkpoint of the step reached).
+
+    Every row gets ``wall_s``: training seconds since the run started, summed across resumes (the checkpoint keeps
+    it), without the time spent in ``after_step`` (the kNN monitor)."""
     cfg, runtime, run = session.cfg, session.runtime, session.run
     speed, averager = Throughput(), MetricAverager()
+    clock = RunClock(float(session.resumed.get("wall_s", 0.0)) if session.resumed else 0.0)
     step = session.start_step
+    elapsed = clock.seconds()  # the same value on every rank when there is a time budget (max_over_ranks)
+    out_of_time = 0 < stage.max_seconds <= elapsed
     bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, stage.name)
     data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
+
+    def after_step(index: int, epoch: int) -> None:
+        with clock.paused():
+            extra = stage.after_step(index) if stage.after_step is not None else {}
+        if extra:
+            log_extra(run, index, epoch, extra, clock.seconds())
+
     try:
-        if step == 0 and stage.after_step is not None and (extra := stage.after_step(0)):
-            log_extra(run, 0, 0, extra)  # the network the run starts from, so every trajectory has its origin
-        while step < session.total_steps:
+        if step == 0:
+            after_step(0, 0)  # the network the run starts from, so every trajectory has its origin
+        while step < session.total_steps and not out_of_time:
             epoch, batch = next(data)
             report_skipped(session, batch)
             if batch["images"].shape[0] < max(stage.min_batch, 1):
                 continue
             images = runtime.to_device(batch["images"])
             factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
+            if stage.max_seconds:  # the schedule follows whichever budget is nearer its end
+                factor = min(factor, lr_factor(elapsed, stage.max_seconds, cfg.lr_decay_fraction, cfg.lr_final_factor))
             for optimizer, base_lr in stage.optimizers:
                 set_lr(optimizer, base_lr, factor)
             metrics, output = stage.step(images, batch["labels"].to(runtime.device, non_blocking=True), step)
@@ -174,20 +191,27 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
             speed.add(images.shape[0] * dist_utils.world_size())
             averager.add(metrics)
             bar.update(1)
-            if step % cfg.log_every == 0 or step == session.total_steps:
+            if stage.max_seconds:
+                elapsed = dist_utils.max_over_ranks(clock.seconds(), runtime.device)
+                out_of_time = elapsed >= stage.max_seconds
+            last = step == session.total_steps or out_of_time
+            if step % cfg.log_every == 0 or last:
                 row = {"step": step, "epoch": epoch, **averager.means(), "images_per_s": speed.rate(),
-                       "lr": cfg.lr * factor, "skipped_images": session.skipped_images, "skipped_steps": guard.total}
+                       "lr": cfg.lr * factor, "skipped_images": session.skipped_images, "skipped_steps": guard.total,
+                       "wall_s": round(clock.seconds(), 3)}
                 row = dist_utils.mean_over_ranks(row, runtime.device)
                 run.log_metrics(row)
                 bar.set_postfix({label: f"{row[key]:.3f}" for label, key in stage.postfix.items() if key in row}
                                 | {"img_s": f"{row['images_per_s']:.1f}"})
-            if stage.after_step is not None and (extra := stage.after_step(step)):
-                log_extra(run, step, epoch, extra)
-            if stage.grid is not None and (step % cfg.image_every == 0 or step == session.total_steps):
+            after_step(step, epoch)
+            if stage.grid is not None and (step % cfg.image_every == 0 or last):
                 run.save_grid(stage.grid_name, step, stage.grid(images, output))
-            if step % cfg.checkpoint_every == 0 or step == session.total_steps:
+            if step % cfg.checkpoint_every == 0 or last:
                 check_ranks_in_sync(stage.sync_modules, runtime.device, step)
-                session.checkpoints.save(stage.payload(step), step, periodic=True)
+                session.checkpoints.save({**stage.payload(step), "wall_s": clock.seconds()}, step, periodic=True)
+        if out_of_time:
+            log.info("%s: time budget of %.0f s spent at step %d of %d", stage.name, stage.max_seconds, step,
+                     session.total_steps)
     finally:
         bar.close()
         run.close()

@@ -35,7 +35,8 @@ def _common_flags(p: argparse.ArgumentParser, year: str, train_split: str, test_
     p.add_argument("--year", help=f"VOC year (default {year})")
     p.add_argument("--train-split", help=f"ImageSets split to train on (default {train_split})")
     p.add_argument("--test-split", help=f"split to evaluate on (default {test_split})")
-    p.add_argument("--checkpoint", help="train-spot or train-supervised checkpoint whose conv1..conv5 are transferred")
+    p.add_argument("--checkpoint", help="train-spot, train-supervised or train-rotnet checkpoint whose conv1..conv5 "
+                   "are transferred")
     p.add_argument("--init", choices=("checkpoint", "random"), help="random: a random-init trunk (the baseline)")
     p.add_argument("--freeze-trunk", action="store_true", help="train only the new layers on frozen conv1..conv5")
     p.add_argument("--epochs", type=int, help="passes over the training split")

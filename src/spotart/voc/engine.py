@@ -1,6 +1,7 @@
 """What the three VOC tasks share: the trunk to transfer, the run folder, torchrun, and one resumable epoch loop.
 
-- ``load_trunk``: conv1..conv5 of a train-spot or train-supervised checkpoint (or a random init), trainable.
+- ``load_trunk``: conv1..conv5 of a train-spot, train-supervised or train-rotnet checkpoint (or a random init),
+  trainable.
 - ``TransferRun``: device and precision, torchrun process group, ``RunDir`` (metrics.jsonl, TensorBoard),
   per-epoch checkpoints (``OUT/checkpoints/latest.pt``, atomic), ``--resume``, and the result file.
 - ``TransferRun.fit``: epochs of a task's ``step`` with SGD or Adam, a step-decay schedule, gradient averaging
@@ -98,7 +99,7 @@ def load_trunk(checkpoint: str | None, init: str = "checkpoint", seed: int = 0) 
     backbone = load_backbone(checkpoint, init=init, seed=seed)
     if not isinstance(backbone.net, Trunk):
         raise EvaluationError(f"{checkpoint} is a {backbone.kind} checkpoint: VOC transfer needs a discriminator "
-                              "trunk (a train-spot or train-supervised checkpoint, or --init random)")
+                              "trunk (a train-spot, train-supervised or train-rotnet checkpoint, or --init random)")
     return backbone.net.requires_grad_(True), backbone.origin
 
 
