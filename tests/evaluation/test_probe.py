@@ -95,11 +95,16 @@ def test_every_checkpoint_kind_loads_with_its_layers(tmp_path):
     encoder = load_backbone(write_checkpoint(tmp_path / "ae.pt", "autoencoder"))
     assert (spot.kind, spot.layers, spot.image_size) == ("spot", LAYERS, 32)
     assert (supervised.kind, supervised.layers) == ("supervised", LAYERS)
+    rotnet = load_backbone(write_checkpoint(tmp_path / "rot.pt", "rotnet"))
     assert (encoder.kind, encoder.layers) == ("autoencoder", ENCODER_LAYERS)
+    assert (rotnet.kind, rotnet.layers) == ("rotnet", LAYERS)
     saved = torch.load(tmp_path / "spot.pt", weights_only=True)["discriminator"]
     assert all(torch.equal(v, saved[f"trunk.{k}"]) for k, v in spot.net.state_dict().items())
+    saved = torch.load(tmp_path / "rot.pt", weights_only=True)["trunk"]
+    assert all(torch.equal(v, saved[k]) for k, v in rotnet.net.state_dict().items())
     assert not spot.training and not any(p.requires_grad for p in spot.parameters())
-    with pytest.raises(CheckpointError, match="evaluation needs a train-spot, train-supervised or train-ae"):
+    assert not rotnet.training and not any(p.requires_grad for p in rotnet.parameters())
+    with pytest.raises(CheckpointError, match="needs a train-spot, train-supervised, train-rotnet or train-ae"):
         load_backbone(write_checkpoint(tmp_path / "odd.pt", "something-else"))
 
 
@@ -125,7 +130,7 @@ def test_mismatched_classes_and_unlabelled_folders_are_refused(toy, tmp_path):
 
 @pytest.mark.parametrize("case, message", [
     ("missing", "data path does not exist"),
-    ("wrong-kind", "evaluation needs a train-spot, train-supervised or train-ae"),
+    ("wrong-kind", "evaluation needs a train-spot, train-supervised, train-rotnet or train-ae"),
     ("random-with-checkpoint", "--init random evaluates a freshly initialised discriminator"),
     ("no-network", "pass --checkpoint CKPT"),
 ])

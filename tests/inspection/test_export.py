@@ -74,5 +74,6 @@ def test_exporting_a_stage1_checkpoint_is_one_clear_line(tmp_path, tiny_runs, ca
         export_backbone(ae_ckpt, tmp_path / "b.safetensors")
     assert main(["export", str(ae_ckpt), "--out", str(tmp_path / "b.safetensors")]) == 2
     err = capsys.readouterr().err.strip()
-    assert err.startswith("spotart export: error:") and "a train-spot, train-supervised or train-rotnet checkpoint is needed" in err
+    assert err.startswith("spotart export: error:")
+    assert "a train-spot, train-supervised or train-rotnet checkpoint is needed" in err
     assert "\n" not in err and not (tmp_path / "b.safetensors").exists()

@@ -1,8 +1,8 @@
 """The conv1..conv5 trunk inside any checkpoint that trained one, for the commands that read trunks.
 
-``train-spot`` and ``train-supervised`` save a whole ``Discriminator`` state dict (``"discriminator"``); ``train-rotnet``
-saves the trunk alone (``"trunk"``), since the discriminator's heads would be untrained weights (37M parameters at
-96 px) in every checkpoint.
+``train-spot`` and ``train-supervised`` save a whole ``Discriminator`` state dict (``"discriminator"``);
+``train-rotnet`` saves the trunk alone (``"trunk"``), since the discriminator's heads would be untrained weights (37M
+parameters at 96 px) in every checkpoint.
 """
 
 from __future__ import annotations
