@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import shlex
 
 import pytest
+import yaml
 
-from spotart.cli import main
+from spotart.cli import build_parser, main
 from spotart.evaluation.errors import EvaluationError
 from spotart.evaluation.reproduce import MODELS, run_reproduce
 from spotart.models import LAYERS
-from spotart.train import stage1, stage2
+from spotart.train import rotnet, stage1, stage2
 
 
 def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
@@ -31,6 +33,8 @@ def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
     timing = json.loads((work / "timing.json").read_text())
     assert set(timing) == {spec.name for spec in MODELS} and timing["full"]["train_s"] > 0
     assert not list(work.glob("*/probe/features/*"))  # feature caches are dropped once probed
+    _check_rotnet_budgets(work, 0, steps=2)
+    assert "² RotNet (Gidaris et al., ICLR 2018; `spotart train-rotnet`)" in markdown
     capsys.readouterr()
 
     # a second run does nothing but rewrite the results
@@ -39,6 +43,7 @@ def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(stage1, "train_autoencoder", must_not_train)
     monkeypatch.setattr(stage2, "train_spot", must_not_train)
+    monkeypatch.setattr(rotnet, "train_rotnet", must_not_train)
     assert run_reproduce("tiny", work=str(work), results=str(results)) == table
 
     # an interrupted stage-2 run (checkpoint, no completion marker, no probe) continues with resume=True
@@ -46,7 +51,7 @@ def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
     (work / "full" / "probe" / "probe.json").unlink()
     calls = []
 
-    def record(cfg, out, resume=False):
+    def record(cfg, out, resume=False, monitor=None):
         calls.append(resume)
         return work / "full" / "run" / "checkpoints" / "latest.pt"
 
@@ -137,3 +142,72 @@ def test_seed_folders_round_trip():
             assert seed_of_folder(spec, run_folder(spec, seed)) == seed
     assert seed_of_folder(full, "full.x-seed1") is None  # a variant's folder is not a seed of the model it extends
     assert seed_of_folder(full, "full-seedx") is None and seed_of_folder(variant, "full-seed1") is None
+
+
+def _check_rotnet_budgets(work, seed, steps):
+    """RotNet at ``seed``: the full row's steps and batch, and the training seconds (last wall_s) of the shared stage 1
+    plus this seed's full run."""
+    suffix = f"-seed{seed}" if seed else ""
+    equal = yaml.safe_load((work / f"rotnet{suffix}" / "run" / "config.yaml").read_text())
+    timed = yaml.safe_load((work / f"rotnet_equal_time{suffix}" / "run" / "config.yaml").read_text())
+    assert (equal["steps"], equal["batch_size"], equal["seed"], timed["seed"]) == (steps, 4, seed, seed)
+    walls = [_last_wall(work / "autoencoder"), _last_wall(work / f"full{suffix}")]
+    assert timed["max_seconds"] == pytest.approx(sum(walls), abs=0.06)
+    rows = _metrics(work / f"rotnet_equal_time{suffix}")
+    assert rows[-1]["wall_s"] >= timed["max_seconds"] and rows[-1]["step"] < timed["steps"]
+    return equal, timed
+
+
+def test_bad_rotnet_requests_are_clear(tmp_path):
+    work, results = tmp_path / "work", tmp_path / "results"
+    with pytest.raises(EvaluationError, match="needs the finished autoencoder run"):
+        run_reproduce("tiny", work=str(work), results=str(results), models="rotnet_equal_time")
+    with pytest.raises(EvaluationError, match="--equal-time-to 'best' is not a stage-2 row"):
+        run_reproduce("tiny", work=str(work), results=str(results), models="rotnet", equal_time_to="best")
+
+
+@pytest.mark.slow  # about a minute on 2 busy cores: two seeds of three rows, each probed
+def test_rotnet_rows_match_the_full_methods_images_and_time_at_each_seed(tmp_path):
+    work, results = tmp_path / "work", tmp_path / "results"
+    knn = [f"knn_val={work / 'data' / 'val'}", "knn_every=2", "knn_max_train=8", "knn_max_val=4", "drop_rate=0.5"]
+    run_reproduce("tiny", work=str(work), results=str(results), models="full,rotnet,rotnet_equal_time",
+                  seeds="0,1", spot_set=["steps=3", *knn])
+    for seed in (0, 1):
+        equal, timed = _check_rotnet_budgets(work, seed, steps=3)
+        # the kNN monitor runs for the RotNet rows from step 0, with the --set keys RotNet has (not drop_rate)
+        knn_steps = [row["step"] for row in _metrics(work / ("rotnet" + (f"-seed{seed}" if seed else "")))
+                     if "knn_conv2" in row]
+        assert knn_steps == [0, 2] and equal["knn_max_val"] == 4 and "drop_rate" not in equal
+    markdown = (results / "reproduce.md").read_text()
+    reached = _metrics(work / "rotnet_equal_time")[-1]["step"]
+    seconds = yaml.safe_load((work / "rotnet_equal_time" / "run" / "config.yaml").read_text())["max_seconds"]
+    assert "| RotNet, as many images as stage 2 ² | 3 steps x 4 (12 images, each in 4 rotations" in markdown
+    assert f"seed 0: {seconds:.0f} s, {reached} steps x 4" in markdown and "| 0, 1 |" in markdown
+    command = (work / "rotnet_equal_time" / "run" / "command.txt").read_text()
+    args = build_parser().parse_args(shlex.split(command)[1:])  # the recorded command is one the CLI takes
+    assert args.command == "train-rotnet" and "max_seconds=" in command
+    assert list(json.loads((results / "reproduce.json").read_text())) == ["full", "rotnet", "rotnet_equal_time"]
+
+
+def test_a_run_logged_without_wall_s_takes_its_time_from_timing_json(tmp_path):
+    from spotart.evaluation.reproduce import PRESETS, Reproduction
+
+    run = tmp_path / "full" / "run"
+    run.mkdir(parents=True)
+    (run / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 1.0}) + "\n")
+    (run / "config.yaml").write_text("steps: 5\n")
+    (tmp_path / "timing.json").write_text(json.dumps({"full": {"train_s": 42.5}}))
+    repro = Reproduction(PRESETS["tiny"], tmp_path, tmp_path, tmp_path / "r", [], [], "cmd")
+    assert repro.training_seconds("full") == (42.5, "timing.json")
+    (run / "config.yaml").write_text("steps: 6\n")  # the run stopped before its last step
+    with pytest.raises(EvaluationError, match="needs the finished full run"):
+        repro.training_seconds("full")
+
+
+def _metrics(folder):
+    return [json.loads(line) for line in (folder / "run" / "metrics.jsonl").read_text().splitlines()]
+
+
+def _last_wall(folder):
+    return [row["wall_s"] for row in _metrics(folder) if "wall_s" in row][-1]
+

@@ -78,7 +78,7 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduce import run_reproduce
 
     run_reproduce(args.preset, args.data, args.work, args.results, args.models, args.set, args.ae_set,
-                  args.command_line or _reproduce_command(args), args.seeds, args.variant)
+                  args.command_line or _reproduce_command(args), args.seeds, args.variant, args.equal_time_to)
 
 
 def _reproduce_command(args: argparse.Namespace) -> str:
@@ -91,6 +91,8 @@ def _reproduce_command(args: argparse.Namespace) -> str:
     parts += [item for pair in args.set for item in ("--set", pair)]
     parts += [item for pair in args.ae_set for item in ("--ae-set", pair)]
     parts += [item for variant in args.variant for item in ("--variant", variant)]
+    if args.equal_time_to != "full":
+        parts += ["--equal-time-to", args.equal_time_to]
     return " ".join(shlex.quote(part) for part in parts)
 
 
@@ -168,15 +170,20 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--work", help="checkpoints and probes (default benchmarks/runs/reproduce-PRESET)")
     p.add_argument("--results", help="where reproduce.json/.md go (default benchmarks/results; tiny: WORK/results)")
     p.add_argument("--models", help="comma-separated subset of: full, no_repair, unmasked_repair, twice, "
-                   "no_mask_loss, random, supervised, autoencoder, or a variant already run in WORK (default: all "
-                   "the paper's models, or only the --variant rows when some are given)")
+                   "no_mask_loss, random, supervised, autoencoder, rotnet, rotnet_equal_time, or a variant already run "
+                   "in WORK (default: all the paper's models and the RotNet rows, or only the --variant rows when "
+                   "some are given)")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default 0): each model trained and probed once "
                    "per seed, the table shows mean ± std; the shared stage 1 is trained once")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
                    help="an extra row: the full method with these train-spot keys, from the same stage 1 (repeatable), "
                    "e.g. slow_repair:repair_lr_factor=0.3")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="train-spot config key for every stage-2 run (e.g. warmup_steps=100); ablation switches win")
+                   help="train-spot config key for every stage-2 run (e.g. warmup_steps=100); ablation switches win. "
+                   "The RotNet rows take the keys that train-rotnet has too (knn_*, lr, precision, ...)")
     p.add_argument("--ae-set", action="append", default=[], metavar="KEY=VALUE", help="train-ae config key")
+    p.add_argument("--equal-time-to", default="full", metavar="ROW",
+                   help="the stage-2 row (full, an ablation or a variant) whose images (rotnet) and stage 1 + 2 "
+                   "training time at the same seed (rotnet_equal_time) the RotNet rows match (default full)")
     p.add_argument("--command-line", help=argparse.SUPPRESS)  # the command recorded in the results
     p.set_defaults(func=cmd_reproduce)

@@ -6,7 +6,12 @@ val (the role STL-10 plays in the paper, at the same 96 px). Every model gets a 
 - the full method and each ablation of the paper (no repair, unmasked repair, twice through, no mask loss): one
   shared stage-1 autoencoder, then stage 2 with one switch each;
 - baselines: the random-init discriminator, the same AlexNet trained with labels (``train-supervised``, the upper
-  bound) and the stage-1 encoder's layers.
+  bound) and the stage-1 encoder's layers;
+- a yardstick: RotNet (``train-rotnet``) on the same trunk, once with as many source images as the stage-2 rows see
+  (``rotnet``) and once for as long as the full method trained, stage 1 plus stage 2 at the same seed
+  (``rotnet_equal_time``: training seconds, ``wall_s`` of the runs' metrics, without the kNN monitor's evaluations).
+  Both take the ``--set`` keys that RotNet has (the kNN monitor's, the optimiser's); ``equal_time_to`` names the row
+  whose budget they match (default ``full``).
 
 All state lives in the work folder and every step is skipped when its output exists: a finished training run has
 ``trained.json``, an unfinished one continues with ``resume=True``, a finished probe has ``probe.json``. So an
@@ -26,11 +31,13 @@ Two ways to go beyond one run per row, both kept in the work folder so that late
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import platform
 import re
+import shlex
 import shutil
 import statistics
 import time
@@ -98,7 +105,7 @@ PRESETS = {
 class ModelSpec:
     name: str  # key in reproduce.json and folder in the work directory
     label: str  # row of the table
-    kind: str  # spot | random | supervised | autoencoder
+    kind: str  # spot | random | supervised | autoencoder | rotnet | rotnet_time
     switches: tuple[str, ...] = ()  # train-spot config switches of an ablation
 
 
@@ -111,18 +118,23 @@ MODELS = (
     ModelSpec("random", "random init", "random"),
     ModelSpec("supervised", "supervised AlexNet (labels)", "supervised"),
     ModelSpec("autoencoder", "autoencoder encoder (stage 1)", "autoencoder"),
+    ModelSpec("rotnet", "RotNet, as many images as stage 2", "rotnet"),
+    ModelSpec("rotnet_equal_time", "RotNet, as long as stages 1 + 2", "rotnet_time"),
 )
+ROTNET_KINDS = ("rotnet", "rotnet_time")
+ROTNET_STEP_LIMIT = 10_000_000  # steps bound of a time-budgeted RotNet run: its seconds end it long before
 
 
 class Reproduction:
     """One preset's models in one work folder; each ``run_model`` call does only what is not done yet."""
 
     def __init__(self, preset: Preset, data: Path, work: Path, results: Path, spot_set: list[str],
-                 ae_set: list[str], command: str) -> None:
+                 ae_set: list[str], command: str, equal_time_to: str = "full") -> None:
         self.preset, self.work, self.results, self.command = preset, work, results, command
         self.train_dir, self.val_dir = data / "train", eval_split(data)
         self.spot_set, self.ae_set = spot_set, ae_set
         self.timing_path = work / "timing.json"
+        self.equal_time_to = equal_time_to  # the stage-2 row whose images and time the RotNet rows match
 
     # -------------------------------------------------------------------------------------------- bookkeeping
     def timing(self) -> dict[str, dict[str, float]]:
@@ -187,7 +199,82 @@ class Reproduction:
             cfg = build_supervised_config(self._common() + [f"steps={self.preset.supervised_steps}", *seeded])
             return str(self._train(run_folder(spec, seed), run_dir, cfg.steps,
                                    lambda resume: train_supervised(cfg, str(run_dir), resume)))
+        if spec.kind in ROTNET_KINDS:
+            return str(self.rotnet(spec, seed, run_dir))
         return None  # random init: nothing to train
+
+    # ----------------------------------------------------------------------------------- the RotNet yardstick
+    def reference(self) -> ModelSpec:
+        """The stage-2 row that the RotNet rows match (``equal_time_to``): the full method unless told otherwise."""
+        known = {spec.name: spec for spec in (*MODELS, *self.variants())}
+        spec = known.get(self.equal_time_to)
+        if spec is None or spec.kind != "spot":
+            rows = ", ".join(name for name, other in known.items() if other.kind == "spot")
+            raise EvaluationError(f"--equal-time-to {self.equal_time_to!r} is not a stage-2 row of this work folder "
+                                  f"(choose from {rows})")
+        return spec
+
+    def rotnet_pairs(self, spec: ModelSpec, seed: int) -> list[str]:
+        """train-rotnet keys of a RotNet row: the common ones, the ``--set`` keys RotNet has (the kNN monitor's, the
+        optimiser's: the stage-2 rows' other keys mean nothing to it), then the row's budget."""
+        from ..config import RotNetConfig
+
+        known = {field.name for field in dataclasses.fields(RotNetConfig)}
+        shared = [pair for pair in self.spot_set if pair.partition("=")[0].strip().replace("-", "_") in known]
+        steps, batch = self.spot_budget(self.reference())
+        common = [pair for pair in self._common() if not pair.startswith("batch_size=")]
+        pairs = [*common, *shared, f"batch_size={batch}", f"seed={seed}"]
+        if spec.kind == "rotnet":
+            return [*pairs, f"steps={steps}"]
+        seconds, _ = self.time_budget(seed)
+        return [*pairs, f"steps={ROTNET_STEP_LIMIT}", f"max_seconds={seconds:.1f}"]
+
+    def time_budget(self, seed: int) -> tuple[float, str]:
+        """Training seconds of the shared stage 1 plus the reference row's stage 2 at ``seed``, and how they were
+        found; a clear error when either run is missing or unfinished."""
+        reference = self.reference()
+        parts = []
+        for folder in ("autoencoder", run_folder(reference, seed)):
+            seconds, source = self.training_seconds(folder)
+            parts.append((folder, seconds, source))
+        total = sum(seconds for _, seconds, _ in parts)
+        return total, " + ".join(f"{folder} {seconds:.0f} s ({source})" for folder, seconds, source in parts)
+
+    def training_seconds(self, folder: str) -> tuple[float, str]:
+        """Training seconds of the finished run in ``WORK/<folder>/run``: its last ``wall_s`` (training alone), else
+        (a run logged before ``wall_s`` existed) its ``train_s`` in timing.json."""
+        run_dir = self.work / folder / "run"
+        rows = metrics_rows(run_dir / "metrics.jsonl")
+        saved = run_dir / "config.yaml"
+        finished = (run_dir / "trained.json").is_file() or (
+            bool(rows) and saved.is_file() and rows[-1].get("step") == yaml.safe_load(saved.read_text()).get("steps"))
+        if not finished:
+            raise EvaluationError(f"rotnet_equal_time needs the finished {folder} run in {run_dir} (its training time "
+                                  f"is the budget): run --models {folder.partition('-seed')[0]} first")
+        walls = [row["wall_s"] for row in rows if "wall_s" in row]
+        if walls:
+            return float(walls[-1]), "wall_s"
+        train_s = self.timing().get(folder, {}).get("train_s")
+        if train_s:
+            return float(train_s), "timing.json"
+        raise EvaluationError(f"the training time of {run_dir} is unknown: its metrics.jsonl has no wall_s and "
+                              f"{self.timing_path} no train_s for {folder}")
+
+    def rotnet(self, spec: ModelSpec, seed: int, run_dir: Path) -> Path:
+        from ..train.rotnet import train_rotnet
+        from .knn import monitor_from_config
+
+        pairs = self.rotnet_pairs(spec, seed)
+        cfg = build_config("train-rotnet", set_pairs=pairs)
+        command = "spotart train-rotnet --out " + shlex.quote(str(run_dir)) + "".join(
+            f" --set {shlex.quote(pair)}" for pair in pairs)
+        if spec.kind == "rotnet_time":
+            log.info("reproduce: %s trains for %.0f s: %s", run_folder(spec, seed), cfg.max_seconds,
+                     self.time_budget(seed)[1])
+        checkpoint = self._train(run_folder(spec, seed), run_dir, cfg.steps,
+                                 lambda resume: train_rotnet(cfg, str(run_dir), resume, monitor_from_config(cfg)))
+        (run_dir / "command.txt").write_text(command + "\n")
+        return checkpoint
 
     def run_model(self, spec: ModelSpec, seed: int = 0) -> dict[str, Any] | None:
         """Train (if needed) and probe one model at one seed; None for the encoder at seeds other than 0."""
@@ -255,7 +342,32 @@ class Reproduction:
             return f"{p.supervised_steps} steps x {p.batch_size} with labels"
         if spec.kind == "autoencoder":
             return f"stage 1: {p.ae_steps} steps x {p.batch_size}"
+        if spec.kind in ROTNET_KINDS:
+            return self.rotnet_budget(spec)
         return "none"
+
+    def rotnet_budget(self, spec: ModelSpec) -> str:
+        """Images, or seconds and the steps they bought per seed, as the runs recorded them."""
+        reference = self.equal_time_to
+        if spec.kind == "rotnet":
+            saved = self.work / spec.name / "run" / "config.yaml"
+            if saved.is_file():
+                cfg = yaml.safe_load(saved.read_text())
+                steps, batch = int(cfg["steps"]), int(cfg["batch_size"])
+            else:
+                steps, batch = self.spot_budget(self.reference())
+            return f"{steps} steps x {batch} ({steps * batch:,} images, each in 4 rotations: those of {reference})"
+        reached = []
+        for folder in sorted(self.work.glob(f"{spec.name}*"), key=lambda path: seed_of_folder(spec, path.name) or 0):
+            seed, saved = seed_of_folder(spec, folder.name), folder / "run" / "config.yaml"
+            rows = metrics_rows(folder / "run" / "metrics.jsonl")
+            if seed is None or not saved.is_file() or not rows:
+                continue
+            cfg = yaml.safe_load(saved.read_text())
+            reached.append(f"seed {seed}: {float(cfg['max_seconds']):.0f} s, {rows[-1]['step']} steps x "
+                           f"{cfg['batch_size']}")
+        return (f"training time of stage 1 + {reference} stage 2 at the same seed"
+                + (f" ({'; '.join(reached)})" if reached else ""))
 
     def write_results(self, selected: tuple[ModelSpec, ...], wall_s: float) -> dict[str, dict[str, float]]:
         """The table of the selected models and of any other model already probed in this work folder (so that
@@ -308,7 +420,7 @@ class Reproduction:
                           if seed_of_folder(spec, key) is not None)
             layers = next(iter(found.values()))["layers"] if found else ()
             cells = [_cell([probe[layer] for probe in found.values()]) for layer in layers] or ["pending"] * 5
-            label = spec.label + (" ¹" if spec.kind == "autoencoder" else "")
+            label = spec.label + {"autoencoder": " ¹", "rotnet": " ²", "rotnet_time": " ²"}.get(spec.kind, "")
             seeds = ", ".join(map(str, found)) or "-"
             lines.append(f"| {label} | {self.budget(spec)} | {seeds} | {_minutes(seconds) if seconds else '-'} | "
                          + " | ".join(cells) + " |")
@@ -319,12 +431,35 @@ class Reproduction:
                          "is their sum. The shared stage 1 is the same for every seed.")
         if any(spec.kind == "autoencoder" for spec in specs):
             lines.append("¹ the encoder's five layers (32/64/128/256/512 channels) in the conv1..conv5 columns.")
+        if any(spec.kind in ROTNET_KINDS for spec in specs):
+            lines.append(self.rotnet_note(tuple(spec for spec in specs if spec.kind in ROTNET_KINDS)))
         if dims:
             lines.append("Pooled dimensions: " + ", ".join(f"{layer} {info['pooled']}" for layer, info in dims.items())
                          + ". Wall time per row: its own training and probe (stage-2 rows without the shared stage 1).")
         paper = "; ".join(f"{name} {' / '.join(map(str, values))}" for name, values in PAPER_PROBES.items())
         lines.append(f"For scale, the paper's ImageNet probes (1000 classes, full budget): {paper}.")
         return "\n".join(lines) + "\n"
+
+
+    def rotnet_note(self, specs: tuple[ModelSpec, ...]) -> str:
+        """The footnote of the RotNet rows: what they are, how their budgets are counted, their exact commands."""
+        lines = ["² RotNet (Gidaris et al., ICLR 2018; `spotart train-rotnet`) on the same conv1..conv5, from the "
+                 "same random init as the other rows of its seed. Budgets count source images (each step sees all four "
+                 "rotations of a batch); time budgets are training seconds (`wall_s` in metrics.jsonl: without the kNN "
+                 "monitor's evaluations and start-up) of the shared stage 1 plus the "
+                 f"`{self.equal_time_to}` row's stage 2 at the same seed. Commands (seed 0):"]
+        for spec in specs:
+            saved = self.work / spec.name / "run" / "command.txt"
+            if saved.is_file():
+                lines.append(f"`{spec.name}`: `{saved.read_text().strip()}`")
+        return "\n".join(lines[:1] + [f"- {line}" for line in lines[1:]])
+
+
+def metrics_rows(path: Path) -> list[dict[str, Any]]:
+    """The rows of a metrics.jsonl, [] when there is none."""
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _cell(values: list[float]) -> str:
@@ -430,7 +565,7 @@ def eval_split(root: Path) -> Path:
 def run_reproduce(preset: str, data: str | None = None, work: str | None = None, results: str | None = None,
                   models: str | None = None, spot_set: list[str] | None = None, ae_set: list[str] | None = None,
                   command: str = "spotart reproduce", seeds: str | None = None,
-                  variants: list[str] | None = None) -> dict[str, dict[str, float]]:
+                  variants: list[str] | None = None, equal_time_to: str = "full") -> dict[str, dict[str, float]]:
     """Train and probe every selected model and seed that is not done yet; write and return the results table.
 
     ``models`` defaults to all the paper's models, or to none of them when ``variants`` are given (then only the
@@ -444,8 +579,9 @@ def run_reproduce(preset: str, data: str | None = None, work: str | None = None,
     results_dir = Path(results or (work_dir / "results" if chosen.name == "tiny" else "benchmarks/results"))
     work_dir.mkdir(parents=True, exist_ok=True)
     repro = Reproduction(chosen, data_folder(chosen, data, work_dir), work_dir, results_dir, list(spot_set or []),
-                         list(ae_set or []), command)
+                         list(ae_set or []), command, equal_time_to)
     known_variants = repro.variants(new_variants)
+    repro.reference()  # a bad --equal-time-to is said before any training
     specs = select_models(models, known_variants) if models or not new_variants else ()
     specs += tuple(spec for spec in new_variants if spec not in specs)
     log.info("reproduce: preset %s (%s), %d models x %d seeds, work folder %s", chosen.name, chosen.expected,
