@@ -1,0 +1,82 @@
+"""``benchmarks/trajectories.py``: kNN top-1 against wall time from run directories' metrics.jsonl."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from .helpers import REPO
+
+SCRIPT = REPO / "benchmarks" / "trajectories.py"
+
+
+@pytest.fixture(scope="module")
+def trajectories():
+    spec = importlib.util.spec_from_file_location("trajectories", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["trajectories"] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    sys.modules.pop("trajectories", None)
+
+
+def _fake_run(folder, start, slope, seconds_per_step, layers=("conv2", "conv3", "conv5"), wall=True):
+    """Training rows every step and kNN rows every 10 steps, as run_loop writes them."""
+    folder.mkdir(parents=True)
+    rows = []
+    for step in range(0, 41):
+        wall_s = {"wall_s": step * seconds_per_step} if wall else {}
+        if step:
+            rows.append({"step": step, "epoch": 0, "loss": 1.0 / step, **wall_s})
+        if step % 10 == 0:
+            rows.append({"step": step, "epoch": 0, **{f"knn_{layer}": start + i + slope * step
+                                                      for i, layer in enumerate(layers)}, **wall_s})
+    (folder / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return folder
+
+
+def test_two_runs_make_one_chart_and_a_summary(tmp_path, trajectories, capsys):
+    rotnet = _fake_run(tmp_path / "rotnet", 40.0, 0.2, 0.5)
+    spot = _fake_run(tmp_path / "spot", 40.0, 0.02, 3.0)
+    stage1 = tmp_path / "ae"
+    stage1.mkdir()
+    (stage1 / "metrics.jsonl").write_text(json.dumps({"step": 5, "loss": 1.0, "wall_s": 30.0}) + "\n")
+    reference = tmp_path / "random.json"
+    reference.write_text(json.dumps({"random init (seed 0)": {"conv2": 39.0, "conv3": 41.0, "conv5": 42.0},
+                                     "random init (seed 1)": {"conv2": 41.0, "conv3": 41.0, "conv5": 40.0}}))
+    out = tmp_path / "charts" / "trajectories.png"
+    assert trajectories.main(["--run", f"RotNet={rotnet}", "--run", f"full method={spot}", "--out", str(out),
+                              "--offset", f"full method={stage1}", "--random-init", str(reference),
+                              "--title", "test"]) == 0
+    image = np.asarray(Image.open(out).convert("RGB"))
+    assert image.shape[0] > 300 and image.shape[1] > 3 * image.shape[0]  # three panels side by side
+    assert len(np.unique(image.reshape(-1, 3), axis=0)) > 50  # lines, text and markers, not a blank canvas
+    printed = capsys.readouterr().out
+    # RotNet's conv2: 40 at the start, 40 + 0.2 * 40 = 48 at the end; against random init 40.0 (mean of two seeds)
+    assert "RotNet (1 run): conv2 start 40.0 best 48.0 last 48.0, last - random +8.0" in printed
+    assert "random init: conv2 40.0, conv3 41.0, conv5 41.0" in printed
+    run = trajectories.read_run("full method", spot, ("conv5",), "wall_s", offset=30.0)
+    assert run.points["conv5"][0] == (0.5, 42.0) and run.points["conv5"][-1] == pytest.approx((2.5, 42.8))
+
+
+@pytest.mark.parametrize("problem, message", [
+    ("missing", "no metrics.jsonl"),
+    ("no_knn", "no knn_conv2 rows"),
+    ("no_wall", "without wall_s"),
+])
+def test_bad_folders_are_one_clear_line(tmp_path, trajectories, capsys, problem, message):
+    folder = tmp_path / "run"
+    if problem == "no_knn":
+        folder.mkdir()
+        (folder / "metrics.jsonl").write_text(json.dumps({"step": 1, "loss": 1.0, "wall_s": 1.0}) + "\n")
+    elif problem == "no_wall":
+        _fake_run(folder, 40.0, 0.1, 1.0, wall=False)
+    assert trajectories.main(["--run", f"x={folder}", "--out", str(tmp_path / "t.png")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("trajectories: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "t.png").exists()
