@@ -1,0 +1,62 @@
+#!/usr/bin/env bash
+# The RotNet yardstick (issue 13): for each preset, the full method and RotNet on the same trunk, at equal images and
+# at equal training time, two seeds, the kNN monitor every 100 steps from step 0, probes, and one trajectories chart.
+#
+#   bash benchmarks/rotnet_study.sh                      # both presets, as in RESULTS.md (hours: see below)
+#   PRESETS=tiny KNN_EVERY=1 bash benchmarks/rotnet_study.sh   # a check of every command, in about a minute
+#
+# Settings (environment variables):
+#   PRESETS    presets to run, in order (default "cifar-quick imagenette-64")
+#   SEEDS      seeds of every row (default 0,1)
+#   EQUAL_TO   the stage-2 row RotNet is matched against, images and time (default full; a variant already run in
+#              the work folder works too, e.g. the best setting of the official-code study)
+#   KNN_EVERY  steps between kNN evaluations (default 100)
+#   WORK_ROOT  where the work folders go (default benchmarks/runs): WORK_ROOT/reproduce-PRESET, shared with other
+#              studies of the same preset, so a finished row is reused, not trained again
+#   RESULTS    where the tables and charts go (default benchmarks/results; tiny: its work folder)
+#   PY         the Python that runs spotart (default python)
+#
+# Every step is resumable: run the same command again after an interruption. The rows of EQUAL_TO must carry kNN
+# rows (trained with the same --set knn_* keys); reproduce reuses a finished run as it is, so a row trained earlier
+# without the monitor has no trajectory (trajectories.py then names the run that lacks one).
+# The RotNet rows take the --set keys RotNet has (knn_*, lr, precision, ...); rotnet_equal_time trains for the
+# training seconds (wall_s) of the shared stage 1 plus EQUAL_TO's stage 2 at the same seed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PY:-python}
+PRESETS=${PRESETS:-"cifar-quick imagenette-64"}
+SEEDS=${SEEDS:-0,1}
+EQUAL_TO=${EQUAL_TO:-full}
+KNN_EVERY=${KNN_EVERY:-100}
+WORK_ROOT=${WORK_ROOT:-benchmarks/runs}
+
+for preset in $PRESETS; do
+  work=$WORK_ROOT/reproduce-$preset
+  results=${RESULTS:-benchmarks/results}
+  case $preset in
+    cifar-quick)   data=../shared/data/cifar10;       val=$data/test; size=32 ;;
+    imagenette-64) data=../shared/data/imagenette-96; val=$data/val;  size=64 ;;
+    tiny)          data=$work/data;                   val=$data/val;  size=32; results=${RESULTS:-$work/results} ;;
+    *) echo "rotnet_study.sh: no data settings for preset $preset (cifar-quick, imagenette-64, tiny)" >&2; exit 2 ;;
+  esac
+  knn=(--set "knn_val=$val" --set "knn_every=$KNN_EVERY")
+
+  # 1. the reference row, RotNet at its images and RotNet for its time, every seed; each probed on conv1..conv5
+  $PY -m spotart reproduce --preset "$preset" --work "$work" --results "$results" --seeds "$SEEDS" \
+    --models "$EQUAL_TO,rotnet,rotnet_equal_time" --equal-time-to "$EQUAL_TO" "${knn[@]}"
+
+  # 2. random inits on the kNN monitor's own subsets (seed 0's: knn_max_train 5000, knn_max_val 2000 by default)
+  $PY benchmarks/knn_checkpoints.py --train "$data/train" --val "$val" --image-size "$size" --random-seeds 0,1,2 \
+    --json "$work/knn_random.json"
+
+  # 3. one chart: kNN top-1 against wall time, RotNet (equal time) and the reference row, stage 1 counted before it
+  runs=()
+  for seed in ${SEEDS//,/ }; do
+    suffix=$([ "$seed" = 0 ] && echo "" || echo "-seed$seed")
+    runs+=(--run "RotNet=$work/rotnet_equal_time$suffix/run" --run "$EQUAL_TO=$work/$EQUAL_TO$suffix/run")
+  done
+  $PY benchmarks/trajectories.py --out "$results/trajectories-$preset.png" "${runs[@]}" \
+    --offset "$EQUAL_TO=$work/autoencoder/run" --random-init "$work/knn_random.json" \
+    --title "kNN top-1 against training time, $preset (seeds $SEEDS)"
+done
