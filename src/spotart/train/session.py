@@ -161,7 +161,8 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
     speed, averager = Throughput(), MetricAverager()
     clock = RunClock(float(session.resumed.get("wall_s", 0.0)) if session.resumed else 0.0)
     step = session.start_step
-    elapsed = clock.seconds()  # the same value on every rank when there is a time budget (max_over_ranks)
+    # with a time budget, one clock for all ranks (the largest): it sets the learning rate and the last step
+    elapsed = dist_utils.max_over_ranks(clock.seconds(), runtime.device) if stage.max_seconds else clock.seconds()
     out_of_time = 0 < stage.max_seconds <= elapsed
     bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, stage.name)
     data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
