@@ -246,6 +246,11 @@ def test_probe_and_export_read_the_trained_trunk(rotnet_run, tmp_path):
             for layer in LAYERS:
                 assert torch.equal(got[layer], expected[layer]), layer
     assert not torch.equal(trained.bn5.norm.running_mean, torch.zeros(256))  # trained statistics travel too
+    from spotart.voc.engine import load_trunk
+
+    voc_trunk, origin = load_trunk(str(checkpoint))  # the VOC commands fine-tune the same weights
+    assert origin == str(checkpoint) and all(p.requires_grad for p in voc_trunk.parameters())
+    assert all(torch.equal(v, trained.state_dict()[k]) for k, v in voc_trunk.state_dict().items())
 
 
 def test_a_rotnet_checkpoint_where_a_stage2_one_is_needed_is_named(rotnet_run, capsys):
