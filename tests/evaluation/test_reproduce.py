@@ -10,7 +10,7 @@ import yaml
 
 from spotart.cli import build_parser, main
 from spotart.evaluation.errors import EvaluationError
-from spotart.evaluation.reproduce import MODELS, run_reproduce
+from spotart.evaluation.reproduce import DEFAULT_MODELS, MODELS, run_reproduce
 from spotart.models import LAYERS
 from spotart.train import rotnet, stage1, stage2
 
@@ -19,6 +19,11 @@ def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
     work, results = tmp_path / "work", tmp_path / "results"
     assert main(["reproduce", "--preset", "tiny", "--work", str(work), "--results", str(results)]) == 0
     table = json.loads((results / "reproduce.json").read_text())
+    assert list(table) == [spec.name for spec in DEFAULT_MODELS]  # the RotNet rows run when asked for
+    assert {spec.name for spec in MODELS} - set(table) == {"rotnet", "rotnet_equal_time"}
+    # the yardstick rows, from the same work folder: RotNet for the full row's images and its stages' time
+    table = run_reproduce("tiny", work=str(work), results=str(results), models="rotnet,rotnet_equal_time",
+                          command="spotart reproduce --preset tiny --models rotnet,rotnet_equal_time")
     assert list(table) == [spec.name for spec in MODELS]
     for name, layers in table.items():
         expected = ("enc1", "enc2", "enc3", "enc4", "enc5") if name == "autoencoder" else LAYERS
@@ -45,6 +50,7 @@ def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(stage2, "train_spot", must_not_train)
     monkeypatch.setattr(rotnet, "train_rotnet", must_not_train)
     assert run_reproduce("tiny", work=str(work), results=str(results)) == table
+    assert run_reproduce("tiny", work=str(work), results=str(results), models="rotnet_equal_time") == table
 
     # an interrupted stage-2 run (checkpoint, no completion marker, no probe) continues with resume=True
     (work / "full" / "run" / "trained.json").unlink()

@@ -171,7 +171,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--results", help="where reproduce.json/.md go (default benchmarks/results; tiny: WORK/results)")
     p.add_argument("--models", help="comma-separated subset of: full, no_repair, unmasked_repair, twice, "
                    "no_mask_loss, random, supervised, autoencoder, rotnet, rotnet_equal_time, or a variant already run "
-                   "in WORK (default: all the paper's models and the RotNet rows, or only the --variant rows when "
+                   "in WORK (default: all the paper's models, not the RotNet rows, or only the --variant rows when "
                    "some are given)")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default 0): each model trained and probed once "
                    "per seed, the table shows mean ± std; the shared stage 1 is trained once")
