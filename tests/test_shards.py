@@ -219,7 +219,8 @@ def test_train_ae_on_shards_resumes_exactly(tmp_path, monkeypatch):
         assert torch.equal(value, part["model"][key]), key
 
 
-def test_probe_on_shards(tmp_path):
+def test_probe_and_the_knn_monitor_on_shards(tmp_path):
+    from spotart.evaluation.knn import KnnMonitor
     from spotart.evaluation.probe import ProbeOptions, run_probe
     from spotart.evaluation.toydata import write_toy_dataset
     from spotart.models import LAYERS
@@ -232,3 +233,20 @@ def test_probe_on_shards(tmp_path):
                                                                               progress=False))
     assert (report["train_images"], report["val_images"], report["classes"]) == (24, 12, 3)
     assert all(report[layer] >= 90.0 for layer in LAYERS), report
+    monitor = KnnMonitor(str(tmp_path / "shards" / "train"), str(tmp_path / "shards" / "val"), 32, every=1)
+    assert monitor.train_labels.tolist() == FolderSource(train).labels
+    assert monitor.val_labels.tolist() == FolderSource(val).labels
+
+
+def test_reproduce_reads_a_folder_of_train_and_val_shards(tmp_path):
+    from spotart.evaluation.reproduce import run_reproduce
+    from spotart.evaluation.toydata import write_toy_dataset
+
+    train, val = write_toy_dataset(tmp_path / "toy", train_per_class=8, val_per_class=4)
+    pack_folder(str(train), str(tmp_path / "shards" / "train"))
+    pack_folder(str(val), str(tmp_path / "shards" / "val"))
+    table = run_reproduce("tiny", data=str(tmp_path / "shards"), work=str(tmp_path / "work"),
+                          results=str(tmp_path / "results"), models="full")
+    assert list(table) == ["full"] and all(0 <= value <= 100 for value in table["full"].values())
+    config = (tmp_path / "work" / "full" / "run" / "config.yaml").read_text()
+    assert f"data: {tmp_path / 'shards' / 'train'}" in config
