@@ -109,8 +109,9 @@ def scan_shard(path: Path) -> dict[str, Any]:
         handle.seek(_round_up(end))
         if len(handle.read(TAR_END)) < TAR_END:
             raise DataError(f"shard {path} is truncated: its end-of-archive marker is missing; copy or pack it again")
-    members = [[key, s["offset"], s["size"], s.get("label", -1), s["ext"]] for key, s in samples.items()
-               if "offset" in s]
+    # [key, offset, size, label], and the extension when it is not "jpg" (the index stays small)
+    members = [[key, s["offset"], s["size"], s.get("label", -1), *([s["ext"]] if s["ext"] != "jpg" else [])]
+               for key, s in samples.items() if "offset" in s]
     return {"name": path.name, "bytes": size, "images": len(members), "members": members}
 
 
@@ -214,7 +215,7 @@ def open_shards(data: str) -> ShardSource:
         name = str(path.resolve())
     else:
         shards = expand_pattern(data)
-        name = ",".join(str(p.resolve()) for p in shards)  # names exactly these shards (a cache key for features)
+        name = os.path.abspath(os.path.expanduser(data))  # the pattern names exactly these shards (a feature cache key)
     entries, classes = [], None
     indexes: dict[Path, dict[str, Any] | None] = {}
     for shard in shards:
