@@ -28,6 +28,7 @@ import signal
 import subprocess
 import sys
 import time
+import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -245,6 +246,18 @@ class Check:
 
     # ------------------------------------------------------------------------------------------------ the run
     def main(self) -> int:
+        """The phases in order; the report is written whatever happens (an error is recorded in it)."""
+        try:
+            self.phases_in_order()
+        except Exception as err:  # noqa: BLE001 - a one-shot run on a lent GPU must still leave its report
+            self.report["error"] = f"{type(err).__name__}: {err}"
+            self.note(f"gpu_check: stopped by {self.report['error']}\n{traceback.format_exc()}")
+        finally:
+            self.finish()
+        failed = [p["name"] for p in self.phases if p.get("returncode", 0) != 0]
+        return 1 if failed or "error" in self.report else 0
+
+    def phases_in_order(self) -> None:
         b = self.budget
         train, val = self.data()
         bench = self.bench(train)
@@ -280,8 +293,6 @@ class Check:
             self.skip("probe trained", "no stage-2 checkpoint")
         self.probe("random", train, val, ["--init", "random", "--image-size", str(b.image_size)])
         self.gpu_tests()
-        self.finish()
-        return 0 if all(p.get("returncode", 0) == 0 for p in self.phases) else 1
 
     def finish(self) -> None:
         report = self.report
@@ -392,6 +403,8 @@ def markdown(report: dict[str, Any]) -> str:
     for phase in report["phases"]:
         note = phase.get("skipped") or ("timed out" if phase.get("timed_out") else "")
         lines.append(f"| {phase['name']} | {phase.get('seconds', '')} | {phase.get('returncode', '')} | {note} |")
+    if report.get("error"):
+        lines += ["", f"**Stopped by an error:** {report['error']} (traceback in gpu_check.log)"]
     tests = report.get("gpu_tests")
     if tests:
         lines += ["", f"GPU tests (`pytest -k '{tests['selection']}'`): {tests['summary']}"]

@@ -93,8 +93,9 @@ def test_folder_and_its_shards_give_the_same_training_stream(tmp_path, rank):
     write_jpegs(tmp_path / "imgs", 12, classes=3)
     pack_folder(str(tmp_path / "imgs"), str(tmp_path / "shards"), shard_size=5)
     streams = []
-    for data in (tmp_path / "imgs", tmp_path / "shards/imgs-{000000..000002}.tar"):
-        cfg = build_config("train-ae", set_pairs=[f"data={data}", "image_size=32", "batch_size=2", "num_workers=0"])
+    for data, workers in ((tmp_path / "imgs", 0), (tmp_path / "shards/imgs-{000000..000002}.tar", 2 * rank)):
+        cfg = build_config("train-ae", set_pairs=[f"data={data}", "image_size=32", "batch_size=2",
+                                                  f"num_workers={workers}"])  # workers open their own shard files
         loader, sampler, _ = training_loader(cfg, rank=rank, world_size=2)
         sampler.set_epoch(1, start_batch=1)  # as a resumed run sets it
         streams.append([(batch["images"], batch["labels"]) for batch in loader])
