@@ -16,6 +16,9 @@ STARTED=$(date +%s)
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python3}   # the GPU machine's python3 holds torch 2.11 and torchvision 0.26
+# stage 2's setting: this config file when the checkout has it, else --set official_loss_quirk=true
+# --set warmup_steps=60 (configs/small_scale.yaml's stage-2 keys); sizes and seconds: Budget in gpu_check.py
+STAGE2_CONFIG=${STAGE2_CONFIG:-configs/official_stl10.yaml}
 SITE=${SITE:-/tmp/spotart-site}
 SMOKE=""
 if [ "${1:-}" = "--cpu-smoke" ]; then
@@ -24,7 +27,7 @@ if [ "${1:-}" = "--cpu-smoke" ]; then
 fi
 OUT_DIR=${1:?usage: benchmarks/gpu_check.sh [--cpu-smoke] OUT_DIR}
 mkdir -p "$OUT_DIR"
-export PYTHONUNBUFFERED=1 PYTHON
+export PYTHONUNBUFFERED=1 PYTHON STAGE2_CONFIG
 
 if [ -n "$SMOKE" ]; then
     # the CPU, whatever the machine has; this checkout's sources on the path of the Python that is running
