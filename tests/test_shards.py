@@ -251,3 +251,12 @@ def test_reproduce_reads_a_folder_of_train_and_val_shards(tmp_path):
     assert list(table) == ["full"] and all(0 <= value <= 100 for value in table["full"].values())
     config = (tmp_path / "work" / "full" / "run" / "config.yaml").read_text()
     assert f"data: {tmp_path / 'shards' / 'train'}" in config
+
+
+def test_train_supervised_on_labelled_shards(tmp_path):
+    write_jpegs(tmp_path / "imgs", 8, classes=2)
+    pack_folder(str(tmp_path / "imgs"), str(tmp_path / "shards"))
+    assert main(["train-supervised", "--data", str(tmp_path / "shards"), "--out", str(tmp_path / "run"),
+                 "--image-size", "32", "--batch-size", "4", "--steps", "1",
+                 *[f"--set={pair}" for pair in ("num_workers=0", "progress=false", "precision=fp32")]]) == 0
+    assert json.loads((tmp_path / "run" / "metrics.jsonl").read_text().splitlines()[-1])["step"] == 1
