@@ -79,7 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "and train the discriminator C to spot real vs repaired and where the damage is. If C's "
                        "accuracy (disc_acc in metrics.jsonl) stays at 0.5 because R wins at once, as it does with "
                        "the paper's losses at small budgets, use --config configs/small_scale.yaml "
-                       "(--set official_loss_quirk=true --set warmup_steps=60); see benchmarks/RESULTS.md.")
+                       "(--set repair_loss=paper_plus_c --set warmup_steps=60); see benchmarks/RESULTS.md. "
+                       "configs/official_stl10.yaml is the official code's training.")
     _add_training_flags(p)
     p.add_argument("--autoencoder", help="stage-1 checkpoint (runs/ae/checkpoints/latest.pt)")
     p.set_defaults(func=cmd_train_spot)

@@ -46,7 +46,7 @@ def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
     (work / "full" / "probe" / "probe.json").unlink()
     calls = []
 
-    def record(cfg, out, resume=False):
+    def record(cfg, out, resume=False, monitor=None):
         calls.append(resume)
         return work / "full" / "run" / "checkpoints" / "latest.pt"
 
