@@ -16,7 +16,8 @@ USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, 
 
 
 def _add_training_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", help="image folder (class folders or flat), or stl10 / cifar10 (torchvision)")
+    parser.add_argument("--data", help="image folder (class folders or flat), tar shards (a `spotart pack` folder or "
+                        "'DIR/train-{000000..000009}.tar'), or stl10 / cifar10 (torchvision)")
     parser.add_argument("--out", required=True, help="run directory: config, metrics.jsonl, TensorBoard, checkpoints")
     parser.add_argument("--image-size", type=int, help="96 (paper), 64 or 32 (any multiple of 16 from 32)")
     parser.add_argument("--batch-size", type=int, help="per process (the global batch is this x processes)")
@@ -86,7 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "and train the discriminator C to spot real vs repaired and where the damage is. If C's "
                        "accuracy (disc_acc in metrics.jsonl) stays at 0.5 because R wins at once, as it does with "
                        "the paper's losses at small budgets, use --config configs/small_scale.yaml "
-                       "(--set official_loss_quirk=true --set warmup_steps=60); see benchmarks/RESULTS.md.")
+                       "(--set repair_loss=paper_plus_c --set warmup_steps=60); see benchmarks/RESULTS.md. "
+                       "configs/official_stl10.yaml is the official code's training.")
     _add_training_flags(p)
     p.add_argument("--autoencoder", help="stage-1 checkpoint (runs/ae/checkpoints/latest.pt)")
     p.set_defaults(func=cmd_train_spot)
@@ -117,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_bench)
 
+    from . import shards
     from .evaluation import commands as evaluation_commands
     from .inspection import commands as inspection_commands
     from .voc import commands as voc_commands
@@ -125,6 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation_commands.register(sub)
     inspection_commands.register(sub)
     voc_commands.register(sub)
+    shards.register(sub)
     return parser
 
 

@@ -8,6 +8,7 @@ are type-checked against these fields, and the resolved config is saved into eve
 from __future__ import annotations
 
 import dataclasses
+import logging
 import types
 import typing
 from dataclasses import dataclass, fields
@@ -65,6 +66,11 @@ class AEConfig(CommonConfig):
     """Stage 1: the autoencoder E, D."""
 
     recon_weight: float = 30.0  # official: 30 * MSE
+    # --- fidelity to the official code (FIDELITY.md D14); the defaults keep this project's earlier behaviour ---
+    ae_init: str = "default"  # default (PyTorch) | official (TF variance scaling, FAN_AVG: AutoEncoder.py:17,26)
+    decay_output_bias: bool = False  # L2 also on D5's bias, as officially (AutoEncoder.py:25); ours: weights only
+    tf_adam_epsilon: bool = False  # eps placed as TF's Adam places it (MultiGPUTrainer.py:50; D10); ours: PyTorch's
+    bias_grad_factor: float = 1.0  # official: 2, bias gradients doubled (AETrainer.py:41-43; D11)
 
 
 @dataclass
@@ -93,16 +99,31 @@ class SpotConfig(MonitorConfig):
     repair: str = "masked"  # masked (full model) | unmasked (ablation c) | none (ablation b: damage only)
     passes: int = 1  # 2 = damage and repair twice (ablation d)
     mask_loss_weight: float = 0.1  # paper: 0.1; 0 = the "no mask loss" ablation
-    official_loss_quirk: bool = False  # official code: R's loss also picked up C's terms; off = the paper
+    # R's objective (FIDELITY.md sect. 1): paper (non-saturating GAN loss on the fakes + 30 MSE) | paper_plus_c (that
+    # plus C's loss, what official_loss_quirk=true meant: R's adversarial term then weighs 2x the official) |
+    # official (the official total: C's loss + the cross-entropy of all 2B images with flipped labels + 30 MSE)
+    repair_loss: str = "paper"
     # --- loss weights (paper / official) ---
     gan_weight: float = 1.0
     recon_weight: float = 30.0  # R's MSE to x on kept pixels
     # --- balance of the adversarial game (our additions; the defaults leave the paper's schedule) ---
-    repair_zero_init: bool = True  # R blocks start as the identity (last conv zero): fakes start as plain damage
+    # identity (ours: last conv zero, fakes start as plain damage) | default (PyTorch) | official (TF variance
+    # scaling on both convs, SpotNet.py:26,34: fakes start noisy)
+    repair_init: str = "identity"
     warmup_steps: int = 0  # steps of C alone on damage without repair before R joins
     repair_lr_factor: float = 1.0  # R's learning rate relative to C's
     repair_every: int = 1  # update R once every this many steps (C is updated every step)
-    disc_init: str = "default"  # default (PyTorch) | normal (N(0, 0.01) weights as TF examples use)
+    # default (PyTorch) | normal (N(0, 0.01) weights as TF examples use) | official (Glorot-uniform with TF's fans,
+    # biases 0.1: AlexNet.py:16-23)
+    disc_init: str = "default"
+    # --- the discriminator's architecture (FIDELITY.md D8, D9); the defaults keep this project's earlier one ---
+    # where conv5's cells sit (models/discriminator.py): symmetric (ours: 7.5 px before the mask cell's centre) |
+    # tf_same (official, train_stl10.py:9: 6.5 px after) | centred (our addition: 0.5 px after)
+    disc_padding: str = "symmetric"
+    fc1_bn_scale: bool = True  # a learned scale on fc_1's BatchNorm; official: none (AlexNet.py:9-15)
+    # --- the official optimiser's details (FIDELITY.md D10, D11); the defaults keep PyTorch's Adam as it is ---
+    tf_adam_epsilon: bool = False  # eps placed as TF's Adam places it (MultiGPUTrainer.py:50); ours: PyTorch's
+    bias_grad_factor: float = 1.0  # official: 2, bias gradients of C and R doubled (SDNetTrainer.py:74-76)
 
 
 @dataclass
@@ -123,7 +144,11 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "bf16", "fp32"),
     "channels_last": ("auto", "on", "off"),
     "repair": ("masked", "unmasked", "none"),
-    "disc_init": ("default", "normal"),
+    "disc_init": ("default", "normal", "official"),
+    "repair_init": ("identity", "default", "official"),
+    "repair_loss": ("paper", "paper_plus_c", "official"),
+    "disc_padding": ("symmetric", "tf_same", "centred"),
+    "ae_init": ("default", "official"),
     "stl10_split": ("unlabeled", "train", "test", "train+unlabeled"),
 }
 
@@ -222,6 +247,8 @@ def _validate(cfg: CommonConfig) -> None:
             raise ConfigError(f"warmup_steps must be >= 0, got {cfg.warmup_steps}")
         if cfg.mask_loss_weight < 0 or cfg.gan_weight < 0 or cfg.recon_weight < 0:
             raise ConfigError("loss weights must be >= 0")
+    if isinstance(cfg, (AEConfig, SpotConfig)) and cfg.bias_grad_factor <= 0:
+        raise ConfigError(f"bias_grad_factor must be positive, got {cfg.bias_grad_factor}")
 
 
 def config_class(command: str) -> type[CommonConfig]:
@@ -232,12 +259,40 @@ def _type_hints(cls: type) -> dict[str, Any]:
     return typing.get_type_hints(cls)
 
 
+# Keys that earlier versions wrote into config.yaml, each read as the key that replaced it with the value it meant
+# then, so that old run directories, YAML files and commands keep their meaning. They are never written.
+_RENAMED: dict[str, tuple[str, dict[bool, str]]] = {
+    # official_loss_quirk=true added C's loss to the paper's R loss; that is not the official total (FIDELITY.md D2)
+    "official_loss_quirk": ("repair_loss", {True: "paper_plus_c", False: "paper"}),
+    "repair_zero_init": ("repair_init", {True: "identity", False: "default"}),
+}
+_warned_renames: set[str] = set()
+
+
+def _renamed(key: str, value: Any, overrides: dict[str, Any], source: str) -> tuple[str, str]:
+    """The current key and value for the old ``key``; an error when the same source also sets the new key to
+    something else."""
+    new_key, meanings = _RENAMED[key]
+    new_value = meanings[_coerce(key, value, bool)]
+    given = {k.replace("-", "_"): v for k, v in overrides.items()}.get(new_key)
+    if given is not None and str(given) != new_value:
+        raise ConfigError(f"{source} sets both '{key}: {value}' (which means {new_key}={new_value}) and "
+                          f"'{new_key}: {given}': keep only {new_key}")
+    if key not in _warned_renames:
+        _warned_renames.add(key)
+        logging.getLogger("spotart").warning("config key '%s' (in %s) is read as %s=%s; it is renamed, see README "
+                                             "'Fidelity to the official code'", key, source, new_key, new_value)
+    return new_key, new_value
+
+
 def apply_overrides(cfg: CommonConfig, overrides: dict[str, Any], source: str) -> CommonConfig:
     """Set ``overrides`` on ``cfg`` after type-checking each against the dataclass; unknown keys are errors."""
     hints = _type_hints(type(cfg))
     known = {f.name for f in fields(cfg)}
     for key, value in overrides.items():
         key = key.replace("-", "_")
+        if key in _RENAMED and _RENAMED[key][0] in known:
+            key, value = _renamed(key, value, overrides, source)
         if key not in known:
             close = [k for k in known if k.startswith(key[:4])]
             hint = f" (did you mean {', '.join(sorted(close))}?)" if close else ""

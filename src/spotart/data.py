@@ -1,7 +1,8 @@
 """Image sources, the paper's augmentation, and a loader that skips unreadable files instead of crashing.
 
-Sources: any folder of images (class folders give labels, a flat folder gives none), STL-10 through
-torchvision in its own on-disk format, CIFAR-10 through torchvision or as class folders.
+Sources: any folder of images (class folders give labels, a flat folder gives none), tar shards written by
+``spotart pack`` or any WebDataset writer (``spotart.shards``), STL-10 through torchvision in its own on-disk
+format, CIFAR-10 through torchvision or as class folders.
 
 Augmentation is a pure function of (seed, epoch, index): the sampler hands every index its own seed, so
 the images a run sees do not depend on the number of workers and are the same after ``--resume``.
@@ -129,12 +130,17 @@ def to_rgb(img: Image.Image) -> Image.Image:
 
 def open_source(data: str, data_root: str = "~/.cache/spotart/datasets", split: str = "unlabeled",
                 download: bool = False) -> ImageSource:
-    """``data`` is a folder path, or the name ``stl10`` / ``cifar10`` (optionally ``stl10:SPLIT``)."""
+    """``data`` is a folder path, a shard folder or pattern (``DIR/train-{000000..000009}.tar``), or the name
+    ``stl10`` / ``cifar10`` (optionally ``stl10:SPLIT``)."""
     if not data:
-        raise DataError("no data given: pass --data FOLDER (or stl10 / cifar10)")
+        raise DataError("no data given: pass --data FOLDER (or shards, stl10 / cifar10)")
     name, _, name_split = data.partition(":")
     if name.lower() in ("stl10", "cifar10") and not Path(data).exists():
         return TorchvisionSource(name.lower(), data_root, name_split or split, download)
+    from .shards import is_shard_data, open_shards  # imported here: spotart.shards builds on this module
+
+    if is_shard_data(data):
+        return open_shards(data)
     return FolderSource(data)
 
 

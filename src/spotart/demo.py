@@ -64,7 +64,7 @@ def run_demo(out: str, minutes: float = 4.0) -> dict:
     ae_ckpt = train_autoencoder(ae_cfg, str(root / "autoencoder"), resume=False)
     # the small-scale recipe of configs/small_scale.yaml: with the paper's losses, a few hundred steps are not
     # enough for C to hold its own against R (benchmarks/RESULTS.md)
-    recipe = ["official_loss_quirk=true", f"warmup_steps={spot_steps // 5}"]
+    recipe = ["repair_loss=paper_plus_c", f"warmup_steps={spot_steps // 5}"]
     spot_cfg = build_config("train-spot", set_pairs=common + recipe + [f"steps={spot_steps}", f"autoencoder={ae_ckpt}"])
     spot_ckpt = train_spot(spot_cfg, str(root / "spot"), resume=False)
     rows = [json.loads(line) for line in (root / "spot" / "metrics.jsonl").read_text().splitlines()]

@@ -1,6 +1,6 @@
 """Losses of both stages as pure functions returning a dict with a ``loss`` entry and its named parts.
 
-The L2 weight penalty (5e-5) of every stage is applied by the optimiser as coupled weight decay, which
+The L2 weight penalty of every stage is applied by the optimiser as coupled weight decay, which
 gives exactly the gradient of TF's ``5e-5 * l2_loss(w)``; it is therefore not part of these values.
 All inputs are cast to float32 so that losses are computed in full precision under bf16 autocast.
 """
@@ -66,6 +66,53 @@ def repair_loss(
     kept = keep_pixels.sum() * fake.shape[1]
     recon = squared.sum() / kept.clamp(min=1.0)
     return {"loss": gan_weight * gan + recon_weight * recon, "gan": gan, "recon": recon}
+
+
+def flipped_label_loss(real_out: DiscriminatorOutput, fake_out: DiscriminatorOutput) -> torch.Tensor:
+    """The official code's adversarial term of R (``SpotNet.py:127`` ``labels_fake()``): the cross-entropy of all 2B
+    images with their labels flipped (fakes labelled real, reconstructions labelled fake), a mean over 2B.
+
+    Each fake weighs 1/(2B), half what the paper loss gives it; the real half reaches R only through C's
+    train-mode BatchNorm, whose batch statistics are taken over [real; fake] together."""
+    class_logits = torch.cat([real_out.class_logits, fake_out.class_logits]).float()
+    flipped = torch.cat([_labels(real_out.class_logits.shape[0], FAKE, class_logits.device),
+                         _labels(fake_out.class_logits.shape[0], REAL, class_logits.device)])
+    return F.cross_entropy(class_logits, flipped)
+
+
+def repair_objective(
+    mode: str,
+    real_out: DiscriminatorOutput,
+    fake_out: DiscriminatorOutput,
+    c_losses: dict[str, torch.Tensor],
+    fake: torch.Tensor,
+    images: torch.Tensor,
+    keep_mask: torch.Tensor,
+    gan_weight: float = 1.0,
+    recon_weight: float = 30.0,
+) -> dict[str, torch.Tensor]:
+    """R's loss in one of three formulations (config key ``repair_loss``; FIDELITY.md sect. 1).
+
+    ``loss`` holds R's own terms (``gan_weight * gan + recon_weight * recon``) and ``total`` what R's gradient is
+    taken of:
+
+    - ``paper``: the non-saturating loss on the B fakes; ``total = loss``;
+    - ``paper_plus_c``: the same plus C's loss (``total = loss + c_loss``), what ``official_loss_quirk=true`` did;
+      with ``gan_weight=1`` R's equilibrium is at p_real = 2/3;
+    - ``official``: the official total (``SpotNet.py:127-135``, which collects every loss of the tower so far, C's
+      included): ``gan`` is the flipped-label cross-entropy over all 2B images and ``total = loss + c_loss``, i.e.
+      ``c_loss + 0.5 CE_B(fake->real) + 0.5 CE_B(real->fake) + 30 MSE``; R's equilibrium is at p_real = 0.5.
+    """
+    paper = repair_loss(fake_out, fake, images, keep_mask, gan_weight, recon_weight)
+    if mode == "paper":
+        return {**paper, "total": paper["loss"]}
+    if mode == "paper_plus_c":
+        return {**paper, "total": paper["loss"] + c_losses["loss"]}
+    if mode == "official":
+        gan = flipped_label_loss(real_out, fake_out)
+        own = gan_weight * gan + recon_weight * paper["recon"]
+        return {"loss": own, "gan": gan, "recon": paper["recon"], "total": own + c_losses["loss"]}
+    raise ValueError(f"unknown repair_loss {mode!r}: use paper, paper_plus_c or official")
 
 
 @torch.no_grad()

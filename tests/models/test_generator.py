@@ -27,12 +27,13 @@ def _snapshot(module):
     return {k: v.clone() for k, v in module.state_dict().items()}
 
 
-@pytest.mark.parametrize("repair,passes,quirk", [("masked", 1, False), ("unmasked", 1, False), ("masked", 2, False),
-                                                  ("masked", 1, True), ("none", 1, False)])
-def test_autoencoder_gets_no_gradient_and_does_not_change(repair, passes, quirk):
+@pytest.mark.parametrize("repair,passes,objective", [("masked", 1, "paper"), ("unmasked", 1, "paper"),
+                                                      ("masked", 2, "paper"), ("masked", 1, "paper_plus_c"),
+                                                      ("masked", 1, "official"), ("none", 1, "paper")])
+def test_autoencoder_gets_no_gradient_and_does_not_change(repair, passes, objective):
     ae = _trained_looking_autoencoder()
     before = _snapshot(ae)
-    cfg = _cfg(repair=repair, passes=passes, official_loss_quirk=quirk)
+    cfg = _cfg(repair=repair, passes=passes, repair_loss=objective)
     models = build_models(cfg, ae, Runtime(torch.device("cpu"), None, False))
     models.generator.train()  # must keep the frozen autoencoder in eval mode
     assert not ae.training
@@ -46,9 +47,12 @@ def test_autoencoder_gets_no_gradient_and_does_not_change(repair, passes, quirk)
         assert torch.equal(value, after[key]), key
 
 
-@pytest.mark.parametrize("repair,passes", [("masked", 1), ("unmasked", 1), ("masked", 2)])
-def test_every_trainable_parameter_receives_a_gradient(repair, passes):
-    cfg = _cfg(repair=repair, passes=passes, repair_zero_init=False)
+@pytest.mark.parametrize("repair,passes,extra", [("masked", 1, {}), ("unmasked", 1, {}), ("masked", 2, {}),
+                                                  ("masked", 1, {"repair_init": "official", "disc_init": "official",
+                                                                 "disc_padding": "tf_same", "fc1_bn_scale": False,
+                                                                 "repair_loss": "official"})])
+def test_every_trainable_parameter_receives_a_gradient(repair, passes, extra):
+    cfg = _cfg(repair=repair, passes=passes, **{"repair_init": "default", **extra})
     runtime = Runtime(torch.device("cpu"), None, False)
     models = build_models(cfg, _trained_looking_autoencoder(), runtime)
     grads = {}
@@ -65,7 +69,7 @@ def test_every_trainable_parameter_receives_a_gradient(repair, passes):
 
 def test_zero_initialised_repair_starts_as_pure_damage():
     ae = _trained_looking_autoencoder().eval()
-    gen_a = ArtifactGenerator(ae, repair="masked", zero_init=True)
+    gen_a = ArtifactGenerator(ae, repair="masked", repair_init="identity")
     gen_b = ArtifactGenerator(ae, repair="none")
     x = torch.rand(2, 3, 32, 32) * 2 - 1
     a = gen_a(x, torch.Generator().manual_seed(1))

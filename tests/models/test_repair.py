@@ -7,7 +7,7 @@ from spotart.models.damage import upsample_mask
 
 @pytest.mark.parametrize("channels,size", [(512, 6), (32, 96), (64, 4)])
 def test_masked_repair_leaves_kept_cells_exactly_unchanged(channels, size):
-    block = RepairBlock(channels, masked=True, zero_init=False).train()
+    block = RepairBlock(channels, masked=True, init="default").train()
     h = torch.randn(3, channels, size, size)
     keep = sample_keep_mask(3, size, 0.5)
     out = block(h, keep)
@@ -17,14 +17,14 @@ def test_masked_repair_leaves_kept_cells_exactly_unchanged(channels, size):
 
 
 def test_unmasked_repair_changes_kept_cells_too():
-    block = RepairBlock(16, masked=False, zero_init=False)
+    block = RepairBlock(16, masked=False, init="default")
     h = torch.randn(2, 16, 6, 6)
     keep = torch.ones(2, 1, 6, 6)
     assert not torch.allclose(block(h, keep), h)
 
 
 def test_zero_init_starts_as_identity():
-    block = RepairBlock(16, zero_init=True)
+    block = RepairBlock(16, init="identity")
     h = torch.randn(2, 16, 6, 6)
     assert torch.equal(block(h, sample_keep_mask(2, 6, 0.5)), h)
 
@@ -32,7 +32,7 @@ def test_zero_init_starts_as_identity():
 def test_repair_in_decoder_keeps_image_outside_dropped_blocks():
     """With every cell kept, the repairing decoder equals the plain decoder, bit for bit."""
     ae = AutoEncoder().eval()
-    repair = RepairNetwork(masked=True, zero_init=False).eval()
+    repair = RepairNetwork(masked=True, init="default").eval()
     x = torch.rand(2, 3, 64, 64) * 2 - 1
     with torch.no_grad():
         phi = ae.encoder(x)

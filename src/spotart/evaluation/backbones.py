@@ -3,7 +3,8 @@
 - a stage-2 (``train-spot``), ``train-supervised`` or ``train-rotnet`` checkpoint: the discriminator's trunk, layers
   conv1..conv5;
 - a stage-1 (``train-ae``) checkpoint: the autoencoder's encoder, layers enc1..enc5 (a baseline);
-- ``init="random"``: a freshly initialised discriminator trunk (the random-init baseline).
+- ``init="random"``: a freshly initialised discriminator trunk (the random-init baseline), with the init scheme and
+  padding of ``random_config`` (train-spot keys ``disc_init``, ``disc_padding``; default PyTorch's, symmetric).
 
 ``fingerprint`` hashes every parameter and buffer (BatchNorm statistics included), so that a probe can prove the
 network it evaluated is the one it loaded and that nothing changed it.
@@ -13,12 +14,15 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from ..models import LAYERS, AutoEncoder, Trunk
+from ..models.discriminator import architecture_options
 from ..train.checkpoints import CheckpointError, load_checkpoint
 from ..train.trunks import TRUNK_STAGES, trunk_from_payload
 from .errors import EvaluationError, TrunkChangedError
@@ -72,7 +76,7 @@ def check_unchanged(before: str, module: nn.Module, what: str) -> str:
 
 
 def load_backbone(checkpoint: str | Path | None, init: str = "checkpoint", image_size: int | None = None,
-                  seed: int = 0) -> Backbone:
+                  seed: int = 0, random_config: Mapping[str, Any] | None = None) -> Backbone:
     """The network to evaluate, in eval mode with gradients off. ``image_size`` defaults to the trained size."""
     if image_size is not None and image_size < MIN_IMAGE_SIZE:
         raise EvaluationError(f"image size {image_size} is too small: use at least {MIN_IMAGE_SIZE}")
@@ -80,12 +84,20 @@ def load_backbone(checkpoint: str | Path | None, init: str = "checkpoint", image
         if checkpoint:
             raise EvaluationError("--init random evaluates a freshly initialised discriminator: drop --checkpoint")
         size = image_size or 96
+        scheme = dict(random_config or {})
+        disc_init, padding = scheme.get("disc_init", "default"), architecture_options(scheme)["padding"]
         with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
             torch.manual_seed(seed)
             # the trunk a Discriminator(size) would start with (it is built first), without building the 37M-
             # parameter class head only to throw it away
-            trunk = Trunk()
-        return _frozen(Backbone(trunk, LAYERS, size, "random", f"random init (seed {seed})"))
+            trunk = Trunk(padding, init=disc_init)
+            if disc_init == "normal":  # Discriminator applies this one after building the heads
+                for conv in (trunk.conv1, trunk.conv2, trunk.conv3, trunk.conv4, trunk.conv5):
+                    torch.nn.init.normal_(conv.weight, std=0.01)
+                    if conv.bias is not None:
+                        torch.nn.init.zeros_(conv.bias)
+        described = "" if not random_config else f", disc_init {disc_init}, padding {padding}"
+        return _frozen(Backbone(trunk, LAYERS, size, "random", f"random init (seed {seed}{described})"))
     if init != "checkpoint":
         raise EvaluationError(f"unknown init {init!r}: use 'checkpoint' or 'random'")
     if not checkpoint:

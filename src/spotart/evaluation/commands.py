@@ -46,13 +46,26 @@ def _linear_settings(args: argparse.Namespace, epochs: int):
     return LinearSettings(epochs=epochs, weight_decays=args.weight_decays, seed=args.seed)
 
 
+def _random_trunk_config(args: argparse.Namespace) -> dict[str, str] | None:
+    """``--config``/``--set`` of ``probe --init random``: the train-spot keys that decide the fresh trunk."""
+    if not args.config and not args.set:
+        return None
+    if args.init != "random":
+        raise ValueError("--config and --set describe the network of --init random; a checkpoint carries its own")
+    from ..config import build_config
+
+    cfg = build_config("train-spot", args.config, args.set)
+    return {"disc_init": cfg.disc_init, "disc_padding": cfg.disc_padding}
+
+
 def cmd_probe(args: argparse.Namespace) -> None:
     from .probe import ProbeOptions, run_probe
 
     options = ProbeOptions(image_size=args.image_size, pool=args.pool, linear=_linear_settings(args, args.epochs),
                            max_train=args.max_train, max_val=args.max_val, batch_size=args.batch_size,
                            workers=args.workers, precision=args.precision, seed=args.seed,
-                           keep_features=not args.no_cache, data_root=args.data_root)
+                           keep_features=not args.no_cache, data_root=args.data_root,
+                           random_config=_random_trunk_config(args))
     run_probe(args.train, args.val, args.out, args.checkpoint, args.init, options)
 
 
@@ -114,6 +127,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-val", type=int, help="evaluate on a fixed random subset of this many images")
     p.add_argument("--batch-size", type=int, default=128, help="images per forward pass when extracting (default 128)")
     p.add_argument("--no-cache", action="store_true", help="delete the extracted features when done")
+    p.add_argument("--config", help="with --init random: a train-spot YAML whose disc_init and disc_padding the fresh "
+                   "trunk takes (e.g. configs/official_stl10.yaml: the network that preset starts from)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --init random: disc_init=official|normal|default, disc_padding=symmetric|tf_same|centred")
     p.set_defaults(func=cmd_probe)
 
     p = sub.add_parser(
@@ -177,7 +194,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "per seed, the table shows mean ± std; the shared stage 1 is trained once")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
                    help="an extra row: the full method with these train-spot keys, from the same stage 1 (repeatable), "
-                   "e.g. slow_repair:repair_lr_factor=0.3")
+                   "e.g. slow_repair:repair_lr_factor=0.3; config=FILE starts the row from a YAML file "
+                   "(official:config=configs/official_stl10.yaml), init=random makes it a random-init row whose trunk "
+                   "takes the file's or the keys' disc_init and disc_padding")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="train-spot config key for every stage-2 run (e.g. warmup_steps=100); ablation switches win. "
                    "The RotNet rows take the keys that train-rotnet has too (knn_*, lr, precision, ...)")

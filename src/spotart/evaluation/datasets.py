@@ -1,8 +1,9 @@
 """Labelled image sources for evaluation, built on ``spotart.data`` (no loader of our own).
 
 Evaluation needs labels, so a folder must hold class folders (``DIR/<class>/<image>``) and the two splits of an
-experiment must name the same classes; both are checked up front with a one-line error. ``stl10`` / ``cifar10``
-work too (``stl10:train``, ``stl10:test``), read by torchvision from ``data_root``.
+experiment must name the same classes; both are checked up front with a one-line error. Tar shards from
+``spotart pack`` (a shard folder or ``DIR/train-{000000..000009}.tar``) must hold ``.cls`` labels. ``stl10`` /
+``cifar10`` work too (``stl10:train``, ``stl10:test``), read by torchvision from ``data_root``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ..data import CenterCrop, FolderSource, ImageDataset, ImageSource, TorchvisionSource, collate_skipping, open_source
+from ..shards import ShardSource
 from .errors import EvaluationError
 
 DEFAULT_DATA_ROOT = "~/.cache/spotart/datasets"
@@ -40,13 +42,21 @@ def open_labelled(data: str, default_split: str, role: str, data_root: str = DEF
             )
         classes = list(source.classes)
         name = str(source.root.resolve())
+    elif isinstance(source, ShardSource):
+        if not source.classes:
+            raise EvaluationError(
+                f"the {role} shards {source.name} have no .cls labels: evaluation needs labels (pack a folder of "
+                "class folders: DIR/<class>/<image>)"
+            )
+        classes = list(source.classes)
+        name = source.name
     elif isinstance(source, TorchvisionSource):
         classes = [str(c) for c in source.dataset.classes]
         labels = getattr(source.dataset, "labels", None)
         if labels is not None and len(labels) and int(min(labels)) < 0:
             raise EvaluationError(f"{data} ({role}) is unlabelled: use stl10:train or stl10:test")
         name = f"{data}@{data_root}"
-    else:  # pragma: no cover - open_source returns only the two kinds above
+    else:  # pragma: no cover - open_source returns only the three kinds above
         raise EvaluationError(f"unsupported data source for {role}: {data}")
     return LabelledSource(source, classes, name)
 

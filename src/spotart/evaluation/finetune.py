@@ -194,7 +194,7 @@ def _fine_tune_all(backbone: Backbone, train: LabelledSource, test: LabelledSour
         source = SubsetSource(train.source, fold) if fold is not None else train.source
         with torch.random.fork_rng(devices=[]):  # the new head's init: per fold, leaving the global state alone
             torch.manual_seed(options.seed + number)
-            trunk = Trunk()
+            trunk = Trunk(getattr(backbone.net, "padding", "symmetric"))  # the padding is not in the state dict
             trunk.load_state_dict(start_state)
             model = TrunkClassifier(trunk, size, len(train.classes), options.hidden)
         model.to(runtime.device, memory_format=runtime.memory_format)

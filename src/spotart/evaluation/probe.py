@@ -37,6 +37,7 @@ class ProbeOptions:
     keep_features: bool = True  # keep the feature cache so that a re-run only trains the heads
     data_root: str = DEFAULT_DATA_ROOT
     progress: bool = True
+    random_config: dict[str, str] | None = None  # --init random: the trunk's disc_init, disc_padding (train-spot)
 
 
 def run_probe(train: str, val: str, out: str | Path, checkpoint: str | None = None, init: str = "checkpoint",
@@ -44,7 +45,7 @@ def run_probe(train: str, val: str, out: str | Path, checkpoint: str | None = No
     """Probe every layer; write ``OUT/probe.json`` and return its contents."""
     start = time.perf_counter()
     out = Path(out)
-    backbone = load_backbone(checkpoint, init, options.image_size, options.seed)
+    backbone = load_backbone(checkpoint, init, options.image_size, options.seed, options.random_config)
     before = backbone.fingerprint()
     train_data = open_labelled(train, "train", "training", options.data_root)
     val_data = open_labelled(val, "test", "evaluation", options.data_root)
@@ -83,6 +84,7 @@ def run_probe(train: str, val: str, out: str | Path, checkpoint: str | None = No
         "model": backbone.kind,
         "checkpoint": str(checkpoint) if checkpoint else None,
         "init": init,
+        "origin": backbone.origin,  # the checkpoint, or the random init with its seed and scheme
         "image_size": backbone.image_size,
         "train": train_data.name,
         "val": val_data.name,

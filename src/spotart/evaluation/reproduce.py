@@ -27,6 +27,10 @@ Two ways to go beyond one run per row, both kept in the work folder so that late
   The shared stage 1 and the encoder row are trained once (seed 0): the seeds measure stage 2 and the probes.
 - ``variants``: extra rows of the full method with other train-spot keys (``NAME:KEY=VALUE,...``), from the same
   stage 1, e.g. ``slow_repair:repair_lr_factor=0.3``: a study of one setting without re-training the autoencoder.
+  ``config=FILE`` among the keys starts the row from a YAML file of train-spot keys (the preset's data, size,
+  batch, steps and checkpointing, then ``--set`` and the row's other keys, override it), e.g.
+  ``official_paper_loss:config=configs/official_stl10.yaml,repair_loss=paper``; ``init=random`` makes the row a
+  random-init baseline whose trunk takes the file's or the keys' ``disc_init`` and ``disc_padding``.
 """
 
 from __future__ import annotations
@@ -106,7 +110,17 @@ class ModelSpec:
     name: str  # key in reproduce.json and folder in the work directory
     label: str  # row of the table
     kind: str  # spot | random | supervised | autoencoder | rotnet | rotnet_time
-    switches: tuple[str, ...] = ()  # train-spot config switches of an ablation
+    switches: tuple[str, ...] = ()  # train-spot config switches of an ablation (a variant's may hold config=FILE)
+
+    @property
+    def config_file(self) -> str | None:
+        """The YAML file a variant starts from (its ``config=FILE`` key), if any."""
+        return next((pair.split("=", 1)[1] for pair in self.switches if pair.startswith("config=")), None)
+
+    @property
+    def keys(self) -> list[str]:
+        """The train-spot ``KEY=VALUE`` pairs of the row, without the variant's own ``config=`` and ``init=``."""
+        return [pair for pair in self.switches if pair.split("=", 1)[0] not in VARIANT_KEYS]
 
 
 MODELS = (
@@ -126,6 +140,18 @@ ROTNET_KINDS = ("rotnet", "rotnet_time")
 # alone trains as long as stage 1 and a stage-2 row together)
 DEFAULT_MODELS = tuple(spec for spec in MODELS if spec.kind not in ROTNET_KINDS)
 ROTNET_STEP_LIMIT = 10_000_000  # steps bound of a time-budgeted RotNet run: its seconds end it long before
+
+
+VARIANT_KEYS = ("config", "init")  # keys of a variant that are not train-spot keys
+RANDOM_KEYS = ("disc_init", "disc_padding")  # the keys a random-init variant may set: its trunk's scheme
+
+
+def random_trunk_config(spec: ModelSpec) -> dict[str, str] | None:
+    """The init scheme and padding of a random-init row's trunk (None: the paper's random row, PyTorch's init)."""
+    if not spec.switches:
+        return None
+    cfg = build_config("train-spot", spec.config_file, spec.keys)
+    return {key: getattr(cfg, key) for key in RANDOM_KEYS}
 
 
 class Reproduction:
@@ -194,8 +220,8 @@ class Reproduction:
             ae = self.autoencoder()
             # the ablation's switches come last, so that no --set can undo what the row is about
             pairs = (self._common() + [f"steps={self.preset.spot_steps}", f"autoencoder={ae}", *seeded, *self.spot_set,
-                                       *spec.switches])
-            cfg = build_config("train-spot", set_pairs=pairs)
+                                       *spec.keys])
+            cfg = build_config("train-spot", spec.config_file, pairs)  # a variant's YAML file first, if it has one
             return str(self._train(run_folder(spec, seed), run_dir, cfg.steps,
                                    lambda resume: train_spot(cfg, str(run_dir), resume, monitor_from_config(cfg))))
         if spec.kind == "supervised":
@@ -292,7 +318,8 @@ class Reproduction:
         # then includes everything that a re-run with another seed would change
         options = ProbeOptions(image_size=self.preset.image_size, max_train=self.preset.probe_max_train,
                                linear=LinearSettings(epochs=self.preset.probe_epochs), workers=self.preset.workers,
-                               keep_features=False, progress=self.preset.name != "tiny", seed=seed)
+                               keep_features=False, progress=self.preset.name != "tiny", seed=seed,
+                               random_config=random_trunk_config(spec) if spec.kind == "random" else None)
         init = "random" if spec.kind == "random" else "checkpoint"
         return self._timed(run_folder(spec, seed), "probe_s",
                            lambda: run_probe(str(self.train_dir), str(self.val_dir), probe_dir, checkpoint, init,
@@ -328,7 +355,7 @@ class Reproduction:
             cfg = yaml.safe_load(saved.read_text())
             return int(cfg["steps"]), int(cfg["batch_size"])
         values = {"steps": self.preset.spot_steps, "batch_size": self.preset.batch_size}
-        for pair in (*self.spot_set, *spec.switches):  # the row's own keys come last and win
+        for pair in (*self.spot_set, *spec.keys):  # the row's own keys come last and win
             key, _, value = pair.partition("=")
             if key.strip() in values:
                 values[key.strip()] = int(value)
@@ -491,7 +518,8 @@ def _minutes(seconds: float) -> str:
 
 
 def parse_variant(text: str) -> ModelSpec:
-    """``NAME:KEY=VALUE[,KEY=VALUE...]``: a row of the full method with these train-spot keys."""
+    """``NAME:KEY=VALUE[,KEY=VALUE...]``: a row of the full method with these train-spot keys (``config=FILE``: from
+    that YAML file first; ``init=random``: a random-init row whose trunk takes ``disc_init`` and ``disc_padding``)."""
     name, sep, body = text.partition(":")
     name = name.strip()
     switches = tuple(pair.strip() for pair in body.split(",") if pair.strip())
@@ -501,10 +529,21 @@ def parse_variant(text: str) -> ModelSpec:
     if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]*", name) or any(name == spec.name for spec in MODELS):
         raise EvaluationError(f"variant name {name!r} must be letters, digits, '_' or '.', start with a letter, and "
                               f"not be one of the paper's models ({', '.join(spec.name for spec in MODELS)})")
+    spec = ModelSpec(name, "", "spot", switches)
+    init = next((pair.split("=", 1)[1] for pair in switches if pair.startswith("init=")), "checkpoint")
+    if init not in ("checkpoint", "random"):
+        raise EvaluationError(f"variant {name!r}: init is 'random' (a random-init row) or absent, got {init!r}")
+    extra = [pair for pair in spec.keys if pair.split("=", 1)[0].strip() not in RANDOM_KEYS]
+    if init == "random" and extra:
+        raise EvaluationError(f"variant {name!r}: a random-init row takes only {', '.join(RANDOM_KEYS)} (and "
+                              f"config=FILE), not {', '.join(extra)}")
     try:
-        build_config("train-spot", set_pairs=list(switches))
+        build_config("train-spot", spec.config_file, spec.keys)
     except ConfigError as err:
         raise EvaluationError(f"variant {name!r}: {err}") from None
+    if init == "random":
+        described = ", ".join(pair for pair in switches if not pair.startswith("init="))
+        return ModelSpec(name, f"random init + {described}" if described else "random init", "random", switches)
     return ModelSpec(name, f"full method + {', '.join(switches)}", "spot", switches)
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..models import Discriminator
+from ..models.discriminator import architecture_options
 from ..train.checkpoints import CheckpointError, describe_stage, load_checkpoint
 from ..train.trunks import TRUNK_COMMANDS, TRUNK_STAGES
 
@@ -44,7 +45,7 @@ def load_trunk_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def discriminator_from(payload: dict[str, Any]) -> Discriminator:
     """The trained discriminator C of a stage-2 payload, on the CPU, in eval mode."""
-    discriminator = Discriminator(int(payload["config"]["image_size"]))
+    discriminator = Discriminator(int(payload["config"]["image_size"]), **architecture_options(payload["config"]))
     try:
         discriminator.load_state_dict(payload["discriminator"])
     except RuntimeError as err:  # a checkpoint from another version of the architecture

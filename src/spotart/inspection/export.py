@@ -35,6 +35,7 @@ class BackboneInfo:
     layers: tuple[str, ...]  # the names ``forward_features`` returns
     source_checkpoint: str
     step: int
+    padding: str = "symmetric"  # Trunk's padding mode (not in the weights); files from before it was recorded: this
 
 
 def export_backbone(checkpoint: str | Path, out: str | Path) -> BackboneInfo:
@@ -45,7 +46,8 @@ def export_backbone(checkpoint: str | Path, out: str | Path) -> BackboneInfo:
     source = resolve_checkpoint(checkpoint)
     payload = load_trunk_checkpoint(source)
     trunk = trunk_from_payload(payload, str(source))
-    info = BackboneInfo(int(payload["config"]["image_size"]), LAYERS, str(source.resolve()), int(payload["step"]))
+    info = BackboneInfo(int(payload["config"]["image_size"]), LAYERS, str(source.resolve()), int(payload["step"]),
+                        trunk.padding)
     # a fresh Trunk holds the weights: NCHW even when the run trained channels_last (safetensors refuses strides)
     tensors = {name: tensor.detach() for name, tensor in trunk.state_dict().items()}
     metadata = {
@@ -57,6 +59,7 @@ def export_backbone(checkpoint: str | Path, out: str | Path) -> BackboneInfo:
         "layers": ",".join(info.layers),
         "source_checkpoint": info.source_checkpoint,
         "step": str(info.step),
+        "padding": info.padding,  # where conv5's cells sit (spotart.models.discriminator)
         "trained_by": payload["stage"],  # spot | supervised | rotnet
     }
     out = Path(out).expanduser()
@@ -90,7 +93,7 @@ def read_backbone_info(path: str | Path) -> BackboneInfo:
     try:
         version = int(metadata["format_version"])
         info = BackboneInfo(int(metadata["image_size"]), tuple(metadata["layers"].split(",")),
-                            metadata["source_checkpoint"], int(metadata["step"]))
+                            metadata["source_checkpoint"], int(metadata["step"]), metadata.get("padding", "symmetric"))
     except (KeyError, ValueError) as err:
         raise BackboneError(f"{path} has incomplete backbone metadata ({type(err).__name__}: {err})") from None
     if version > BACKBONE_FORMAT_VERSION:
@@ -104,8 +107,8 @@ def load_backbone(path: str | Path) -> Trunk:
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    read_backbone_info(path)
-    trunk = Trunk()
+    info = read_backbone_info(path)
+    trunk = Trunk(info.padding)
     try:
         trunk.load_state_dict(load_file(str(Path(path).expanduser()), device="cpu"))
     except (RuntimeError, SafetensorError) as err:  # missing, unexpected, wrongly shaped or truncated tensors

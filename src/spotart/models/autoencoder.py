@@ -5,6 +5,10 @@ LeakyReLU(0.2). A 96x96 image gives a 6x6x512 map phi(x): one cell per 16x16 blo
 D: four stages (bilinear x2 upsampling, conv3x3) -> 256, 128, 64, 32 with BatchNorm + LeakyReLU(0.2),
 then conv3x3 -> 3 with tanh. The decoder exposes its stages so that stage 2 can interleave the repair
 blocks between them without copying the frozen weights.
+
+``AutoEncoder(init="official")`` draws every conv as the official code does (``AutoEncoder.py:17,26``: TF variance
+scaling, FAN_AVG, factor 2, truncated normal; D5's bias zero, slim's default); ``default`` keeps PyTorch's
+(FIDELITY.md D14).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .tf_init import tf_fans, variance_scaling_
+
 # TF's batch_norm(decay=0.975, epsilon=1e-3) in PyTorch's convention (momentum = 1 - decay).
 BN_MOMENTUM = 0.025
 BN_EPS = 1e-3
@@ -20,6 +26,7 @@ LEAK = 0.2
 
 ENCODER_WIDTHS = (32, 64, 128, 256, 512)
 DECODER_WIDTHS = (256, 128, 64, 32)
+INITS = ("default", "official")
 
 
 def conv_bn_lrelu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
@@ -84,10 +91,18 @@ class Decoder(nn.Module):
 
 
 class AutoEncoder(nn.Module):
-    def __init__(self) -> None:
+    def __init__(self, init: str = "default") -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown autoencoder init {init!r}: use one of {', '.join(INITS)}")
         self.encoder = Encoder()
         self.decoder = Decoder()
+        if init == "official":
+            for module in self.modules():
+                if isinstance(module, nn.Conv2d):
+                    variance_scaling_(module.weight, *tf_fans(module))
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.decoder(self.encoder(x))

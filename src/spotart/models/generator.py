@@ -30,7 +30,7 @@ class ArtifactGenerator(nn.Module):
         repair: str = "masked",
         drop_rate: float = 0.7,
         passes: int = 1,
-        zero_init: bool = True,
+        repair_init: str = "identity",
     ) -> None:
         super().__init__()
         if repair not in ("masked", "unmasked", "none"):
@@ -39,7 +39,7 @@ class ArtifactGenerator(nn.Module):
             raise ValueError(f"passes must be 1 or 2, got {passes}")
         self.autoencoder = autoencoder
         self.autoencoder.requires_grad_(False).eval()
-        self.repair = None if repair == "none" else RepairNetwork(masked=repair == "masked", zero_init=zero_init)
+        self.repair = None if repair == "none" else RepairNetwork(masked=repair == "masked", init=repair_init)
         self.drop_rate = drop_rate
         self.passes = passes
 

@@ -8,6 +8,14 @@ One block before each decoder stage and one before the final conv, at 6x6x512, 1
     out = h + r                            (ablation c, "unmasked": the repair may change everything)
 
 The mask reaching each block is the previous one upsampled x2 by nearest neighbour.
+
+Initialisation (``init``, FIDELITY.md D3):
+
+- ``identity`` (our default): the last conv starts at zero, so R starts as the identity and the first fakes are
+  plain damage; the first conv keeps PyTorch's default;
+- ``default``: PyTorch's default for both convs;
+- ``official``: both convs drawn as the official code does (``SpotNet.py:26,34``: TF variance scaling, FAN_AVG,
+  factor 2, truncated normal), the last conv's bias zero (slim's default), so the first fakes are noisy.
 """
 
 from __future__ import annotations
@@ -17,12 +25,14 @@ from torch import nn
 
 from .autoencoder import BN_EPS, BN_MOMENTUM, DECODER_WIDTHS, ENCODER_WIDTHS, LEAK, Decoder
 from .damage import upsample_mask
+from .tf_init import tf_fans, variance_scaling_
 
 REPAIR_WIDTHS = (ENCODER_WIDTHS[-1],) + DECODER_WIDTHS  # 512, 256, 128, 64, 32
+INITS = ("identity", "default", "official")
 
 
 class RepairBlock(nn.Module):
-    def __init__(self, channels: int, masked: bool = True, zero_init: bool = True) -> None:
+    def __init__(self, channels: int, masked: bool = True, init: str = "identity") -> None:
         super().__init__()
         self.masked = masked
         self.body = nn.Sequential(
@@ -31,11 +41,17 @@ class RepairBlock(nn.Module):
             nn.LeakyReLU(LEAK, inplace=True),
             nn.Conv2d(channels, channels, 3, padding=1, bias=True),
         )
-        if zero_init:
+        if init == "identity":
             # Our choice: start as the identity, so the first fakes are plain damage that C can learn to
             # spot before R learns to hide it (a plain port with default init lost the game at once).
             nn.init.zeros_(self.body[-1].weight)
             nn.init.zeros_(self.body[-1].bias)
+        elif init == "official":
+            for conv in (self.body[0], self.body[-1]):
+                variance_scaling_(conv.weight, *tf_fans(conv))
+            nn.init.zeros_(self.body[-1].bias)
+        elif init != "default":
+            raise ValueError(f"unknown repair init {init!r}: use one of {', '.join(INITS)}")
 
     def forward(self, h: torch.Tensor, keep_mask: torch.Tensor) -> torch.Tensor:
         keep = keep_mask.to(h.dtype)
@@ -48,9 +64,9 @@ class RepairBlock(nn.Module):
 class RepairNetwork(nn.Module):
     """R1..R5: the only trainable part of the generator in stage 2."""
 
-    def __init__(self, masked: bool = True, zero_init: bool = True) -> None:
+    def __init__(self, masked: bool = True, init: str = "identity") -> None:
         super().__init__()
-        self.blocks = nn.ModuleList(RepairBlock(c, masked=masked, zero_init=zero_init) for c in REPAIR_WIDTHS)
+        self.blocks = nn.ModuleList(RepairBlock(c, masked=masked, init=init) for c in REPAIR_WIDTHS)
 
 
 def decode_with_repair(

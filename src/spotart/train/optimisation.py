@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -18,13 +19,16 @@ def lr_factor(step: int, total_steps: int, decay_fraction: float = 0.9, final_fa
     return 1.0 - (1.0 - final_factor) * progress
 
 
-def make_adam(module: nn.Module, cfg: CommonConfig, lr_scale: float = 1.0) -> torch.optim.Adam:
-    """Adam with the official settings; coupled L2 on conv/linear weights only (not BatchNorm, not biases)."""
+def make_adam(module: nn.Module, cfg: CommonConfig, lr_scale: float = 1.0,
+              decay_also: tuple[nn.Parameter, ...] = ()) -> torch.optim.Adam:
+    """Adam with the official settings; coupled L2 on conv/linear weights only (not BatchNorm, not biases), and on
+    the parameters in ``decay_also`` (the official autoencoder also decays its output bias)."""
+    also = {id(param) for param in decay_also}
     decay, no_decay = [], []
     for param in module.parameters():
         if not param.requires_grad:
             continue
-        (decay if param.ndim > 1 else no_decay).append(param)
+        (decay if param.ndim > 1 or id(param) in also else no_decay).append(param)
     groups = [
         {"params": decay, "weight_decay": cfg.weight_decay},
         {"params": no_decay, "weight_decay": 0.0},
@@ -50,3 +54,29 @@ def seed_everything(seed: int) -> None:
 
 def total_steps(cfg: CommonConfig, batches_per_epoch: int) -> int:
     return cfg.steps if cfg.steps > 0 else cfg.epochs * batches_per_epoch
+
+
+def use_tf_adam_epsilon(optimizer: torch.optim.Optimizer, eps: float) -> None:
+    """Make the coming ``optimizer.step()`` place epsilon as TF's Adam does (``MultiGPUTrainer.py:50``).
+
+    TF divides by ``sqrt(v) + eps`` before the bias correction, PyTorch by ``sqrt(v / (1 - beta2^t)) + eps``; the
+    two steps are equal when PyTorch's eps is ``eps / sqrt(1 - beta2^t)`` (3.2e-4 at t = 1 for eps 1e-5, 1.3e-5
+    at t = 1000; FIDELITY.md D10). ``t`` is the step about to be taken, read from the optimiser's own state so
+    that it is right after a resume and for an optimiser that does not step every iteration."""
+    for group in optimizer.param_groups:
+        if not group["params"]:
+            continue
+        state = optimizer.state.get(group["params"][0], {})
+        taken = int(state["step"]) if "step" in state else 0
+        group["eps"] = eps / math.sqrt(1.0 - group["betas"][1] ** (taken + 1))
+
+
+def scale_bias_grads(module: nn.Module, factor: float) -> None:
+    """Multiply the gradients of every convolution's and linear layer's bias by ``factor``, as the official code
+    does with 2 for every variable named ``*biases`` (``SDNetTrainer.py:74-76``, ``AETrainer.py:41-43``; BatchNorm
+    shifts are named ``beta`` there and are left alone, FIDELITY.md D11)."""
+    if factor == 1.0:
+        return
+    for layer in module.modules():
+        if isinstance(layer, (nn.Conv2d, nn.Linear)) and layer.bias is not None and layer.bias.grad is not None:
+            layer.bias.grad.mul_(factor)

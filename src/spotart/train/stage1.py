@@ -16,7 +16,7 @@ from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
 from .nonfinite import NonFiniteGuard
-from .optimisation import make_adam
+from .optimisation import make_adam, scale_bias_grads, use_tf_adam_epsilon
 from .session import Stage, count_parameters, run_loop, start_session
 
 log = logging.getLogger("spotart")
@@ -30,8 +30,10 @@ def autoencoder_step(
     recon_weight: float,
     guard: NonFiniteGuard | None = None,
     step: int = 0,
+    cfg: AEConfig | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """One optimiser step; returns the losses and the reconstructions."""
+    """One optimiser step; returns the losses and the reconstructions. ``cfg`` (with ``model`` the AutoEncoder
+    module itself) adds the official optimiser details it asks for (bias-gradient factor, TF's epsilon)."""
     with runtime.autocast():
         recon = model(images)
     losses = autoencoder_loss(recon, images, recon_weight)
@@ -40,6 +42,11 @@ def autoencoder_step(
         return losses, recon.detach()
     losses["loss"].backward()
     dist_utils.average_gradients(list(model.parameters()))
+    if cfg is not None:
+        if isinstance(model, torch.nn.Module):
+            scale_bias_grads(model, cfg.bias_grad_factor)
+        if cfg.tf_adam_epsilon:
+            use_tf_adam_epsilon(optimizer, cfg.adam_eps)
     optimizer.step()
     return losses, recon.detach()
 
@@ -66,10 +73,11 @@ def checkpoint_payload(model, optimizer, cfg: AEConfig, step: int) -> dict:
 def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     session = start_session(cfg, out, "train-ae", stage="autoencoder", resume=resume)
     runtime = session.runtime
-    model = dist_utils.convert_batchnorm(AutoEncoder(), cfg.sync_batchnorm, runtime.device)
+    model = dist_utils.convert_batchnorm(AutoEncoder(init=cfg.ae_init), cfg.sync_batchnorm, runtime.device)
     model = model.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(model)
-    optimizer = make_adam(model, cfg)
+    # officially D5's bias carries the L2 penalty too (AutoEncoder.py:25 biases_regularizer)
+    optimizer = make_adam(model, cfg, decay_also=(model.decoder.to_rgb.bias,) if cfg.decay_output_bias else ())
     forward = maybe_compile(model, cfg.compile)  # shares parameters with `model`, which is what gets saved
     if session.resumed:
         model.load_state_dict(session.resumed["model"])
@@ -81,7 +89,7 @@ def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     guard = NonFiniteGuard()
 
     def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, torch.Tensor]:
-        losses, recon = autoencoder_step(forward, images, optimizer, runtime, cfg.recon_weight, guard, index)
+        losses, recon = autoencoder_step(forward, images, optimizer, runtime, cfg.recon_weight, guard, index, cfg)
         return losses, recon
 
     model.train()

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from ..config import SpotConfig, config_to_dict
-from ..losses import discriminator_loss, discriminator_metrics, repair_loss
+from ..losses import discriminator_loss, discriminator_metrics, repair_objective
 from ..models import (
     ArtifactGenerator,
     AutoEncoder,
@@ -32,7 +32,7 @@ from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
 from .nonfinite import NonFiniteGuard
-from .optimisation import make_adam
+from .optimisation import make_adam, scale_bias_grads, use_tf_adam_epsilon
 from .session import Stage, count_parameters, run_loop, start_session
 
 log = logging.getLogger("spotart")
@@ -76,8 +76,9 @@ class SpotModels:
 
 
 def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) -> SpotModels:
-    generator = ArtifactGenerator(autoencoder, cfg.repair, cfg.drop_rate, cfg.passes, cfg.repair_zero_init)
-    discriminator = Discriminator(cfg.image_size, init=cfg.disc_init)
+    generator = ArtifactGenerator(autoencoder, cfg.repair, cfg.drop_rate, cfg.passes, cfg.repair_init)
+    discriminator = Discriminator(cfg.image_size, init=cfg.disc_init, padding=cfg.disc_padding,
+                                  fc1_bn_scale=cfg.fc1_bn_scale)
     discriminator = dist_utils.convert_batchnorm(discriminator, cfg.sync_batchnorm, runtime.device)
     if generator.repair is not None:
         generator.repair = dist_utils.convert_batchnorm(generator.repair, cfg.sync_batchnorm, runtime.device)
@@ -125,9 +126,12 @@ def spot_step(
     c_losses = discriminator_loss(real_out, fake_out, generated.keep_mask, cfg.mask_loss_weight)
     losses = {f"c_{k}": v for k, v in c_losses.items()}
     if update_repair:
-        r_losses = repair_loss(fake_out, generated.fake, images, generated.keep_mask, cfg.gan_weight, cfg.recon_weight)
+        r_losses = repair_objective(cfg.repair_loss, real_out, fake_out, c_losses, generated.fake, images,
+                                    generated.keep_mask, cfg.gan_weight, cfg.recon_weight)
+        r_total = r_losses.pop("total")  # what R's gradient is taken of (R's own terms, plus C's loss if asked)
         losses.update({f"r_{k}": v for k, v in r_losses.items()})
-        r_total = r_losses["loss"] + c_losses["loss"] if cfg.official_loss_quirk else r_losses["loss"]
+        if cfg.repair_loss != "paper":
+            losses["r_total"] = r_total
 
     metrics = discriminator_metrics(real_out, fake_out, generated.keep_mask)
     models.opt_c.zero_grad(set_to_none=True)
@@ -141,11 +145,20 @@ def spot_step(
         if update_repair:
             r_total.backward(inputs=models.repair_params)
         dist_utils.average_gradients(c_params)
+        _official_optimiser_details(models.opt_c, disc, cfg)
         models.opt_c.step()
         if update_repair:
             dist_utils.average_gradients(models.repair_params)
+            _official_optimiser_details(models.opt_r, gen.repair, cfg)
             models.opt_r.step()
     return StepResult(losses, metrics, generated, fake_out.mask_logits.detach(), update_repair)
+
+
+def _official_optimiser_details(optimizer: torch.optim.Optimizer, module: torch.nn.Module, cfg: SpotConfig) -> None:
+    """Before a step: the official bias-gradient factor and TF's epsilon placement, when asked for."""
+    scale_bias_grads(module, cfg.bias_grad_factor)
+    if cfg.tf_adam_epsilon:
+        use_tf_adam_epsilon(optimizer, cfg.adam_eps)
 
 
 @torch.no_grad()

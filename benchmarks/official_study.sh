@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The side-by-side study of issue 12: the paper's defaults, configs/small_scale.yaml, the official preset, the official
+# preset with the centred grid, the official preset with each of the top three differences (FIDELITY.md sect. 6)
+# reverted, and a random-init row for each initialisation scheme; all from one stage 1, in one work folder.
+#
+# Every row is one `spotart reproduce` invocation. Each is resumable: run the script again (or the one line) after an
+# interruption and it goes on where it stopped; finished rows are skipped. The table is rewritten after every row:
+# benchmarks/results/reproduce-imagenette64.md (and .json, -seeds.json). Per row, in WORK/<row>[-seed<k>]/run:
+# metrics.jsonl holds C's real/fake and mask accuracies every 10 steps and the kNN top-1 of conv2, conv3 and conv5
+# from step 0 every KNN_EVERY steps; WORK/timing.json the wall time of each row's training and probe.
+#
+#   bash benchmarks/official_study.sh                    # the study (imagenette-64: 64 px, batch 64, 1,000 steps)
+#   PRESET=tiny WORK=/tmp/study bash benchmarks/official_study.sh   # a check of every invocation, in seconds
+#
+# Notes. The official rows run in fp32 (the preset's precision), the paper and small_scale rows under the default
+# precision (bf16 autocast where the CPU has AMX), so their wall times are not comparable. The shared stage 1 is the
+# reproduce driver's (PyTorch init), the same for every row; configs/official_stl10_ae.yaml is not used here.
+set -euo pipefail
+
+PRESET=${PRESET:-imagenette-64}
+WORK=${WORK:-benchmarks/runs/reproduce-$PRESET}
+if [ "$PRESET" = tiny ]; then KNN_VAL=${KNN_VAL:-$WORK/data/val}; else KNN_VAL=${KNN_VAL:-../shared/data/imagenette-96/val}; fi
+KNN_EVERY=${KNN_EVERY:-200}
+SPOTART=${SPOTART:-python -m spotart}
+OFFICIAL=configs/official_stl10.yaml
+
+reproduce() {
+    $SPOTART reproduce --preset "$PRESET" --work "$WORK" --set "knn_val=$KNN_VAL" --set "knn_every=$KNN_EVERY" "$@"
+}
+
+# the first four rows: two seeds each
+reproduce --models full --seeds 0,1                                                   # the paper's defaults
+reproduce --variant small_scale:config=configs/small_scale.yaml --seeds 0,1          # configs/small_scale.yaml
+reproduce --variant official:config=$OFFICIAL --seeds 0,1                            # the official preset
+reproduce --variant official_centred:config=$OFFICIAL,disc_padding=centred --seeds 0,1  # ... with the centred grid
+# the official preset with each of the top three differences reverted to this project's default: one seed each
+reproduce --variant official_paper_loss:config=$OFFICIAL,repair_loss=paper           # D1+D2: R's objective
+reproduce --variant official_identity_repair:config=$OFFICIAL,repair_init=identity   # D3: R's init
+reproduce --variant official_pytorch_disc:config=$OFFICIAL,disc_init=default         # D4: C's init
+# the networks the rows start from: PyTorch's init (symmetric padding), the official init (TF SAME padding), and the
+# official init with the centred grid; probes only, two seeds each
+reproduce --models random --seeds 0,1
+reproduce --variant random_official:init=random,config=$OFFICIAL --seeds 0,1
+reproduce --variant random_official_centred:init=random,config=$OFFICIAL,disc_padding=centred --seeds 0,1
