@@ -19,7 +19,8 @@
 # Every step is resumable: run the same command again after an interruption. The rows of EQUAL_TO must carry kNN
 # rows (trained with the same --set knn_* keys); reproduce reuses a finished run as it is, so a row trained earlier
 # without the monitor has no trajectory (trajectories.py then names the run that lacks one).
-# The RotNet rows take the --set keys RotNet has (knn_*, lr, precision, ...); rotnet_equal_time trains for the
+# The RotNet rows take every key of EQUAL_TO's config that RotNet has (data, optimiser, precision, knn_*, the trunk's
+# disc_init and disc_padding: the same trunk under the same settings); rotnet_equal_time trains for the
 # training seconds (wall_s) of the shared stage 1 plus EQUAL_TO's stage 2 at the same seed.
 set -euo pipefail
 cd "$(dirname "$0")/.."

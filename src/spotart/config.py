@@ -134,8 +134,13 @@ class RotNetConfig(MonitorConfig):
     """
 
     rotnet_hidden: int = 4096  # RotNet's official AlexNet (architectures/AlexNet.py): two fc layers of 4096
-    max_seconds: float = 0.0  # a time budget (our addition): end at a checkpoint after this many training seconds;
-    # 0 = steps alone. The learning rate then decays over whichever budget, steps or seconds, ends first.
+    # a time budget (our addition): end at a checkpoint after this many training seconds; 0 = steps alone. The
+    # learning rate then decays over whichever budget, steps or seconds, ends first.
+    max_seconds: float = 0.0
+    # the trunk exactly as train-spot builds it (same keys, same meanings): its init (default | normal | official;
+    # the head keeps RotNet's, PyTorch's default) and where conv5's cells sit (symmetric | tf_same | centred)
+    disc_init: str = "default"
+    disc_padding: str = "symmetric"
 
 
 _CONFIG_CLASSES = {"train-ae": AEConfig, "train-spot": SpotConfig, "train-rotnet": RotNetConfig}

@@ -150,14 +150,14 @@ def test_seed_folders_round_trip():
     assert seed_of_folder(full, "full-seedx") is None and seed_of_folder(variant, "full-seed1") is None
 
 
-def _check_rotnet_budgets(work, seed, steps):
-    """RotNet at ``seed``: the full row's steps and batch, and the training seconds (last wall_s) of the shared stage 1
-    plus this seed's full run."""
+def _check_rotnet_budgets(work, seed, steps, reference="full"):
+    """RotNet at ``seed``: the reference row's steps and batch, and the training seconds (last wall_s) of the shared
+    stage 1 plus this seed's reference run."""
     suffix = f"-seed{seed}" if seed else ""
     equal = yaml.safe_load((work / f"rotnet{suffix}" / "run" / "config.yaml").read_text())
     timed = yaml.safe_load((work / f"rotnet_equal_time{suffix}" / "run" / "config.yaml").read_text())
     assert (equal["steps"], equal["batch_size"], equal["seed"], timed["seed"]) == (steps, 4, seed, seed)
-    walls = [_last_wall(work / "autoencoder"), _last_wall(work / f"full{suffix}")]
+    walls = [_last_wall(work / "autoencoder"), _last_wall(work / f"{reference}{suffix}")]
     assert timed["max_seconds"] == pytest.approx(sum(walls), abs=0.06)
     rows = _metrics(work / f"rotnet_equal_time{suffix}")
     assert rows[-1]["wall_s"] >= timed["max_seconds"] and rows[-1]["step"] < timed["steps"]
@@ -173,26 +173,30 @@ def test_bad_rotnet_requests_are_clear(tmp_path):
 
 
 @pytest.mark.slow  # about a minute on 2 busy cores: two seeds of three rows, each probed
-def test_rotnet_rows_match_the_full_methods_images_and_time_at_each_seed(tmp_path):
+def test_rotnet_rows_match_the_reference_rows_images_time_and_trunk_at_each_seed(tmp_path):
     work, results = tmp_path / "work", tmp_path / "results"
     knn = [f"knn_val={work / 'data' / 'val'}", "knn_every=2", "knn_max_train=8", "knn_max_val=4", "drop_rate=0.5"]
-    run_reproduce("tiny", work=str(work), results=str(results), models="full,rotnet,rotnet_equal_time",
-                  seeds="0,1", spot_set=["steps=3", *knn])
+    run_reproduce("tiny", work=str(work), results=str(results), models="normal,rotnet,rotnet_equal_time",
+                  seeds="0,1", spot_set=["steps=3", *knn], variants=["normal:disc_init=normal,disc_padding=centred"],
+                  equal_time_to="normal")
     for seed in (0, 1):
-        equal, timed = _check_rotnet_budgets(work, seed, steps=3)
-        # the kNN monitor runs for the RotNet rows from step 0, with the --set keys RotNet has (not drop_rate)
+        equal, timed = _check_rotnet_budgets(work, seed, steps=3, reference="normal")
+        # the reference's trunk and settings, the kNN monitor from step 0 with the --set keys RotNet has (not drop_rate)
+        assert (equal["disc_init"], timed["disc_padding"], equal["knn_max_val"]) == ("normal", "centred", 4)
         knn_steps = [row["step"] for row in _metrics(work / ("rotnet" + (f"-seed{seed}" if seed else "")))
                      if "knn_conv2" in row]
-        assert knn_steps == [0, 2] and equal["knn_max_val"] == 4 and "drop_rate" not in equal
+        assert knn_steps == [0, 2] and "drop_rate" not in equal
     markdown = (results / "reproduce.md").read_text()
     reached = _metrics(work / "rotnet_equal_time")[-1]["step"]
     seconds = yaml.safe_load((work / "rotnet_equal_time" / "run" / "config.yaml").read_text())["max_seconds"]
-    assert "| RotNet, as many images as stage 2 ² | 3 steps x 4 (12 images, each in 4 rotations" in markdown
+    assert "| RotNet, as many images as stage 2 ² | 3 steps x 4 (12 images, each in 4 rotations: those of normal)" \
+        in markdown
     assert f"seed 0: {seconds:.0f} s, {reached} steps x 4" in markdown and "| 0, 1 |" in markdown
+    assert "the `normal` row's stage 2" in markdown
     command = (work / "rotnet_equal_time" / "run" / "command.txt").read_text()
     args = build_parser().parse_args(shlex.split(command)[1:])  # the recorded command is one the CLI takes
     assert args.command == "train-rotnet" and "max_seconds=" in command
-    assert list(json.loads((results / "reproduce.json").read_text())) == ["full", "rotnet", "rotnet_equal_time"]
+    assert list(json.loads((results / "reproduce.json").read_text())) == ["rotnet", "rotnet_equal_time", "normal"]
 
 
 def test_a_run_logged_without_wall_s_takes_its_time_from_timing_json(tmp_path):

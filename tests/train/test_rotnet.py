@@ -141,7 +141,8 @@ def test_a_few_steps_on_real_images_lower_the_loss(tmp_path):
     assert before > 1.35 and after < before - 0.05, (before, after)  # chance: ln 4 = 1.386; measured 1.41 -> 1.31
 
 
-def test_the_trunk_starts_as_the_random_init_of_its_seed_and_the_monitor_sees_step_0(tmp_path, image_folder):
+@pytest.mark.parametrize("scheme", [{}, {"disc_init": "official", "disc_padding": "centred"}, {"disc_init": "normal"}])
+def test_the_trunk_starts_as_the_random_init_of_its_seed_and_the_monitor_sees_step_0(tmp_path, image_folder, scheme):
     seen = {}
 
     def monitor(model, step):
@@ -149,8 +150,14 @@ def test_the_trunk_starts_as_the_random_init_of_its_seed_and_the_monitor_sees_st
             seen["start"] = fingerprint(model.trunk)
         return {"knn_conv5": 50.0 + step} if step % 2 == 0 else {}
 
-    train_rotnet(_cfg(image_folder, steps=3, extra=["seed=3"]), str(tmp_path / "run"), monitor=monitor)
-    assert seen["start"] == fingerprint(load_backbone(None, "random", 32, seed=3).net)
+    keys = [f"{key}={value}" for key, value in scheme.items()]
+    train_rotnet(_cfg(image_folder, steps=3, extra=["seed=3", *keys]), str(tmp_path / "run"), monitor=monitor)
+    assert seen["start"] == fingerprint(load_backbone(None, "random", 32, seed=3, random_config=scheme).net)
+    if scheme:  # probe and export rebuild the trunk with the padding it was trained with
+        checkpoint = tmp_path / "run" / "checkpoints" / "latest.pt"
+        assert load_backbone(checkpoint).net.padding == scheme.get("disc_padding", "symmetric")
+        assert export_backbone(checkpoint, tmp_path / "b.safetensors").padding == scheme.get("disc_padding",
+                                                                                                "symmetric")
     rows = _rows(tmp_path / "run")
     knn = [row for row in rows if "knn_conv5" in row]
     assert [(r["step"], r["knn_conv5"]) for r in knn] == [(0, 50.0), (2, 52.0)]

@@ -199,7 +199,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "takes the file's or the keys' disc_init and disc_padding")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="train-spot config key for every stage-2 run (e.g. warmup_steps=100); ablation switches win. "
-                   "The RotNet rows take the keys that train-rotnet has too (knn_*, lr, precision, ...)")
+                   "The RotNet rows take the reference row's keys that train-rotnet has too (knn_*, lr, precision, "
+                   "disc_init, ...)")
     p.add_argument("--ae-set", action="append", default=[], metavar="KEY=VALUE", help="train-ae config key")
     p.add_argument("--equal-time-to", default="full", metavar="ROW",
                    help="the stage-2 row (full, an ablation or a variant) whose images (rotnet) and stage 1 + 2 "

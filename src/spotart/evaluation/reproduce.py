@@ -10,8 +10,9 @@ val (the role STL-10 plays in the paper, at the same 96 px). Every model gets a 
 - a yardstick: RotNet (``train-rotnet``) on the same trunk, once with as many source images as the stage-2 rows see
   (``rotnet``) and once for as long as the full method trained, stage 1 plus stage 2 at the same seed
   (``rotnet_equal_time``: training seconds, ``wall_s`` of the runs' metrics, without the kNN monitor's evaluations).
-  Both take the ``--set`` keys that RotNet has (the kNN monitor's, the optimiser's); ``equal_time_to`` names the row
-  whose budget they match (default ``full``). They run when ``--models`` names them, not by default.
+  ``equal_time_to`` names the row whose budget they match (default ``full``); they take every key of its config that
+  RotNet has (data, optimiser, precision, the kNN monitor's, the trunk's init and padding). They run when
+  ``--models`` names them, not by default.
 
 All state lives in the work folder and every step is skipped when its output exists: a finished training run has
 ``trained.json``, an unfinished one continues with ``resume=True``, a finished probe has ``probe.json``. So an
@@ -53,7 +54,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..config import ConfigError, build_config
+from ..config import ConfigError, build_config, config_to_dict
 from ..train.device import cpu_has_fast_bf16
 from .errors import EvaluationError
 from .linear import LinearSettings
@@ -217,11 +218,7 @@ class Reproduction:
             from ..train.stage2 import train_spot
             from .knn import monitor_from_config
 
-            ae = self.autoencoder()
-            # the ablation's switches come last, so that no --set can undo what the row is about
-            pairs = (self._common() + [f"steps={self.preset.spot_steps}", f"autoencoder={ae}", *seeded, *self.spot_set,
-                                       *spec.keys])
-            cfg = build_config("train-spot", spec.config_file, pairs)  # a variant's YAML file first, if it has one
+            cfg = self.spot_config(spec, seed, self.autoencoder())
             return str(self._train(run_folder(spec, seed), run_dir, cfg.steps,
                                    lambda resume: train_spot(cfg, str(run_dir), resume, monitor_from_config(cfg))))
         if spec.kind == "supervised":
@@ -231,6 +228,13 @@ class Reproduction:
         if spec.kind in ROTNET_KINDS:
             return str(self.rotnet(spec, seed, run_dir))
         return None  # random init: nothing to train
+
+    def spot_config(self, spec: ModelSpec, seed: int, autoencoder: Path | str = ""):
+        """The train-spot config of a stage-2 row at ``seed``: a variant's YAML file first, if it has one, then the
+        preset's keys, ``--set``, and the row's own keys last, so that no --set can undo what the row is about."""
+        pairs = (self._common() + [f"steps={self.preset.spot_steps}", f"autoencoder={autoencoder}", f"seed={seed}",
+                                   *self.spot_set, *spec.keys])
+        return build_config("train-spot", spec.config_file, pairs)
 
     # ----------------------------------------------------------------------------------- the RotNet yardstick
     def reference(self) -> ModelSpec:
@@ -243,18 +247,30 @@ class Reproduction:
                                   f"(choose from {rows})")
         return spec
 
+    def reference_config(self, seed: int) -> dict[str, Any]:
+        """The resolved train-spot config of the reference row at ``seed``: its run's config.yaml when it has run,
+        else the config it will run with."""
+        reference = self.reference()
+        saved = self.work / run_folder(reference, seed) / "run" / "config.yaml"
+        if saved.is_file():
+            return yaml.safe_load(saved.read_text())
+        return config_to_dict(self.spot_config(reference, seed))
+
     def rotnet_pairs(self, spec: ModelSpec, seed: int) -> list[str]:
-        """train-rotnet keys of a RotNet row: the common ones, the ``--set`` keys RotNet has (the kNN monitor's, the
-        optimiser's: the stage-2 rows' other keys mean nothing to it), then the row's budget."""
+        """train-rotnet keys of a RotNet row: every key of the reference row's config that RotNet has (data,
+        augmentation, optimiser, precision, the kNN monitor's, the trunk's init and padding; the stage-2 keys mean
+        nothing to it), then the row's budget: the reference's steps, or its time with an unreachable step count."""
         from ..config import RotNetConfig
 
-        known = {field.name for field in dataclasses.fields(RotNetConfig)}
-        shared = [pair for pair in self.spot_set if pair.partition("=")[0].strip().replace("-", "_") in known]
-        steps, batch = self.spot_budget(self.reference())
-        common = [pair for pair in self._common() if not pair.startswith("batch_size=")]
-        pairs = [*common, *shared, f"batch_size={batch}", f"seed={seed}"]
+        known = {field.name for field in dataclasses.fields(RotNetConfig)} - {"steps", "epochs", "seed", "max_seconds"}
+        reference = self.reference_config(seed)
+        pairs = [f"{key}={_setting(value)}" for key, value in reference.items() if key in known]
+        # this command's --set keys last: a reference trained earlier without the kNN monitor still gives a monitored
+        # RotNet when knn_val is given now
+        pairs += [pair for pair in self.spot_set if pair.partition("=")[0].strip().replace("-", "_") in known]
+        pairs.append(f"seed={seed}")
         if spec.kind == "rotnet":
-            return [*pairs, f"steps={steps}"]
+            return [*pairs, f"steps={reference['steps']}"]
         seconds, _ = self.time_budget(seed)
         return [*pairs, f"steps={ROTNET_STEP_LIMIT}", f"max_seconds={seconds:.1f}"]
 
@@ -484,6 +500,15 @@ class Reproduction:
             if saved.is_file():
                 lines.append(f"`{spec.name}`: `{saved.read_text().strip()}`")
         return "\n".join(lines[:1] + [f"- {line}" for line in lines[1:]])
+
+
+def _setting(value: Any) -> str:
+    """A config value as ``--set`` takes it back (lists comma-separated, booleans true/false)."""
+    if isinstance(value, (list, tuple)):
+        return ",".join(_setting(item) for item in value)
+    if isinstance(value, bool):
+        return str(value).lower()
+    return "none" if value is None else str(value)
 
 
 def metrics_rows(path: Path) -> list[dict[str, Any]]:

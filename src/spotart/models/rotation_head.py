@@ -21,7 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .discriminator import Trunk, check_resolution
+from .discriminator import INITS, Trunk, check_resolution
 
 ROTATIONS = 4  # 0, 90, 180, 270 degrees
 
@@ -54,13 +54,21 @@ class RotationHead(nn.Module):
 
 
 class RotNet(nn.Module):
-    """spotart's conv1..conv5 trunk with RotNet's head. The trunk is built first, so after ``torch.manual_seed(s)``
-    it starts as the random-init baseline of seed s (``probe --init random --seed s``)."""
+    """spotart's conv1..conv5 trunk with RotNet's head. The trunk is built (and initialised) first, so after
+    ``torch.manual_seed(s)`` it starts as the random-init baseline of seed s with the same ``init`` and ``padding``
+    (``probe --init random --seed s``, with ``--set disc_init=... --set disc_padding=...`` for other schemes)."""
 
-    def __init__(self, image_size: int, hidden: int = 4096) -> None:
+    def __init__(self, image_size: int, hidden: int = 4096, padding: str = "symmetric", init: str = "default") -> None:
         super().__init__()
+        if init not in INITS:
+            raise ValueError(f"unknown trunk init {init!r}: use one of {', '.join(INITS)}")
         self.image_size = image_size
-        self.trunk = Trunk()
+        self.trunk = Trunk(padding, init="official" if init == "official" else "default")
+        if init == "normal":  # as the random-init baseline applies it: N(0, 0.01) weights, zero biases
+            for conv in (self.trunk.conv1, self.trunk.conv2, self.trunk.conv3, self.trunk.conv4, self.trunk.conv5):
+                nn.init.normal_(conv.weight, std=0.01)
+                if conv.bias is not None:
+                    nn.init.zeros_(conv.bias)
         self.head = RotationHead(image_size, hidden)
 
     def forward_features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

@@ -92,7 +92,8 @@ def train_rotnet(cfg: RotNetConfig, out: str, resume: bool = False,
     kNN monitor, built by the caller: ``evaluation.knn.monitor_from_config``), at step 0 and after every step."""
     session = start_session(cfg, out, "train-rotnet", stage=STAGE, resume=resume)
     runtime = session.runtime
-    model = RotNet(cfg.image_size, cfg.rotnet_hidden)  # the trunk first: it starts as the random-init baseline
+    # the trunk first: it starts as the random-init baseline of its seed, init and padding
+    model = RotNet(cfg.image_size, cfg.rotnet_hidden, cfg.disc_padding, cfg.disc_init)
     model = dist_utils.convert_batchnorm(model, cfg.sync_batchnorm, runtime.device)
     model.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(model)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..models import Discriminator, Trunk
+from ..models.discriminator import architecture_options
 from .checkpoints import CheckpointError, describe_stage
 
 TRUNK_STAGES = ("spot", "supervised", "rotnet")  # checkpoint kinds whose trunk probe, finetune, export and VOC read
@@ -23,11 +24,12 @@ def trunk_from_payload(payload: dict[str, Any], source: str) -> Trunk:
         raise CheckpointError(f"{source} is a {describe_stage(stage)} checkpoint; a {TRUNK_COMMANDS} checkpoint "
                               "(a trained conv1..conv5) is needed here")
     try:
+        options = architecture_options(payload["config"])  # padding (and fc_1's BatchNorm) as the run trained it
         if stage == "rotnet":
-            trunk = Trunk()
+            trunk = Trunk(options["padding"])
             trunk.load_state_dict(payload["trunk"])
             return trunk
-        discriminator = Discriminator(int(payload["config"]["image_size"]))
+        discriminator = Discriminator(int(payload["config"]["image_size"]), **options)
         discriminator.load_state_dict(payload["discriminator"])
     except (RuntimeError, KeyError) as err:  # another version of the architecture, or a hand-made payload
         raise CheckpointError(f"{source}: its weights do not fit spotart's trunk ({type(err).__name__}: "
