@@ -489,10 +489,10 @@ class Reproduction:
 
     def rotnet_note(self, specs: tuple[ModelSpec, ...]) -> str:
         """The footnote of the RotNet rows: what they are, how their budgets are counted, their exact commands."""
-        lines = ["² RotNet (Gidaris et al., ICLR 2018; `spotart train-rotnet`) on the same conv1..conv5, from the "
-                 "same random init as the other rows of its seed. Budgets count source images (each step sees all four "
-                 "rotations of a batch); time budgets are training seconds (`wall_s` in metrics.jsonl: without the kNN "
-                 "monitor's evaluations and start-up) of the shared stage 1 plus the "
+        lines = ["² RotNet (Gidaris et al., ICLR 2018; `spotart train-rotnet`) on the same conv1..conv5, starting "
+                 "from the network the random-init row of its seed probes. Budgets count source images (each step "
+                 "sees all four rotations of a batch); time budgets are training seconds (`wall_s` in metrics.jsonl: "
+                 "without the kNN monitor's evaluations and start-up) of the shared stage 1 plus the "
                  f"`{self.equal_time_to}` row's stage 2 at the same seed. RotNet's published ImageNet probes (full "
                  "budget): 18.8 / 31.7 / 38.7 / 38.2 / 36.5. Commands (seed 0):"]
         for spec in specs:
