@@ -31,7 +31,7 @@ from ..models import (
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
-from .nonfinite import NonFiniteGuard
+from .nonfinite import NonFiniteGuard, step_optimizer
 from .optimisation import make_adam
 from .session import Stage, count_parameters, run_loop, start_session
 
@@ -133,7 +133,9 @@ def spot_step(
     models.opt_c.zero_grad(set_to_none=True)
     if models.opt_r is not None:
         models.opt_r.zero_grad(set_to_none=True)
-    if guard is None or guard.ok(step, losses):
+    deferred = guard is not None and guard.deferred  # CUDA: the verdict stays on the device (no sync in a step)
+    skip = guard.skip_flag(step, losses) if deferred else None
+    if deferred or guard is None or guard.ok(step, losses):
         c_params = [p for p in disc.parameters() if p.requires_grad]
         # Both backward passes before either optimiser step: stepping C first would change the weights
         # that R's gradient has to flow through.
@@ -141,10 +143,10 @@ def spot_step(
         if update_repair:
             r_total.backward(inputs=models.repair_params)
         dist_utils.average_gradients(c_params)
-        models.opt_c.step()
+        step_optimizer(models.opt_c, skip)
         if update_repair:
             dist_utils.average_gradients(models.repair_params)
-            models.opt_r.step()
+            step_optimizer(models.opt_r, skip)
     return StepResult(losses, metrics, generated, fake_out.mask_logits.detach(), update_repair)
 
 
@@ -230,7 +232,7 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False) -> Path:
              cfg.repair, cfg.drop_rate, cfg.passes)
 
     knn = make_knn_monitor(cfg) if dist_utils.is_main_process() else None
-    guard = NonFiniteGuard()
+    guard = NonFiniteGuard.for_device(runtime.device)
 
     def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, StepResult]:
         result = spot_step(models, images, cfg, runtime, index, mask_generator, guard)
