@@ -69,6 +69,7 @@ class SpotModels:
     opt_c: torch.optim.Optimizer
     opt_r: torch.optim.Optimizer | None
     discriminate: Callable[[torch.Tensor], DiscriminatorOutput]  # the discriminator, compiled when asked
+    generate: Callable[..., GeneratedBatch] | None = None  # the generator, compiled when asked (None: as it is)
 
     @property
     def repair_params(self) -> list[torch.nn.Parameter]:
@@ -89,7 +90,8 @@ def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) ->
     opt_r = None
     if generator.repair is not None:
         opt_r = make_adam(generator.repair, cfg, lr_scale=cfg.repair_lr_factor)
-    return SpotModels(generator, discriminator, opt_c, opt_r, maybe_compile(discriminator, cfg.compile))
+    return SpotModels(generator, discriminator, opt_c, opt_r, maybe_compile(discriminator, cfg.compile),
+                      maybe_compile(generator, cfg.compile))
 
 
 @dataclass
@@ -106,7 +108,8 @@ def spot_step(
     mask_generator: torch.Generator | None = None, guard: NonFiniteGuard | None = None,
 ) -> StepResult:
     """One joint step of C and R from a single forward pass."""
-    gen, disc = models.generator, models.discriminator
+    gen = models.generate if models.generate is not None else models.generator
+    disc = models.discriminator
     update_repair = (
         models.opt_r is not None and step >= cfg.warmup_steps and step % cfg.repair_every == 0
     )
