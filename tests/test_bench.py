@@ -11,7 +11,9 @@ from spotart import bench
 
 REQUIRED = ("stage1_images_per_s", "stage2_images_per_s", "stage2_fraction_of_bf16_peak",
             "stage2_speedup_vs_fp32_eager", "data_images_per_s", "peak_memory_gib", "adam_step_s_fused",
-            "adam_step_s_per_parameter")
+            "adam_step_s_per_parameter", "data_vs_stage1_consumption", "data_vs_stage2_consumption",
+            "device_augment_images_per_s", "bf16_matmul_tflops", "bf16_matmul_tflops_best",
+            "stage2_fraction_of_bf16_peak_best", "stage1_images_per_s_best")
 
 
 def test_count_flops_of_a_matrix_product_is_exact():
@@ -27,15 +29,63 @@ def test_time_steps_counts_images_per_second():
 
 
 def test_small_run_reports_every_key(image_folder, monkeypatch):
-    real = bench.matmul_tflops
-    monkeypatch.setattr(bench, "matmul_tflops", lambda dtype, device: real(dtype, device, size=256, seconds=0.05))
-    result = bench.run_bench(str(image_folder), image_size=32, batch_size=4, steps=1, warmup=0, fp32_steps=1,
-                             num_workers=0)
+    result = _small_bench(image_folder, monkeypatch)
     for key in REQUIRED:
         assert key in result and math.isfinite(result[key]) and result[key] > 0, key
     # stage 2 runs the frozen autoencoder, the repair network and the discriminator: more work than stage 1
     assert result["stage2_gflop_per_image"] > result["stage1_gflop_per_image"] > 0
+    assert result["stage2_images_per_s_best"] >= result["stage2_images_per_s"]
     assert result["stage2_tflops"] == pytest.approx(result["stage2_images_per_s"] * result["stage2_gflop_per_image"]
                                                     / 1e3)
     table = bench.format_table(result)
     assert "Adam step (disc.)" in table and "stage 2, fp32 eager" in table
+    assert result["data_vs_stage1_consumption"] == pytest.approx(result["data_images_per_s"]
+                                                                 / result["stage1_images_per_s"])
+    assert result["device"] == "cpu" and result["peak_memory_kind"] == "max RSS of the process"
+    assert "x what stage 1 consumes" in table and "augmentation on the CPU" in table
+
+
+def _small_bench(image_folder, monkeypatch, device="cpu", set_pairs=None):
+    real = bench.matmul_rates
+    monkeypatch.setattr(bench, "matmul_rates", lambda dtype, device: real(dtype, device, size=256, seconds=0.05))
+    return bench.run_bench(str(image_folder), image_size=32, batch_size=4, steps=1, warmup=0, fp32_steps=1,
+                           num_workers=0, device=device, set_pairs=set_pairs)
+
+
+def test_data_rate_is_reported_against_both_stages_and_with_device_augmentation(image_folder):
+    cfg = bench.build_config("train-ae", set_pairs=[f"data={image_folder}", "image_size=32", "batch_size=4",
+                                                    "steps=10", "num_workers=0", "gpu_augment=true"])
+    runtime = bench._runtime("fp32", "off", torch.device("cpu"))
+    assert bench._data_rate(cfg, batches=2, runtime=runtime) > 0
+    assert bench.device_augment_rate(cfg, runtime, side=48, repeats=1) > 0
+
+
+def test_cuda_without_cuda_is_one_clear_error(capsys):
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is present here")
+    from spotart.cli import main
+
+    assert main(["bench", "--device", "cuda"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == ("spotart bench: error: --device cuda: no CUDA device is available here (torch.cuda.is_available() "
+                   "is False); use --device cpu or --device auto")
+
+
+def test_matmul_ceiling_uses_products_large_enough_for_the_device():
+    assert bench.default_matmul_size(torch.device("cuda")) == 8192
+    assert bench.default_matmul_size(torch.device("cpu")) == 4096
+    sustained, best = bench.matmul_rates(torch.float32, torch.device("cpu"), size=64, seconds=0.01)
+    assert 0 < sustained <= best
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_reports_the_same_keys_as_the_cpu(image_folder, monkeypatch):
+    cpu = _small_bench(image_folder, monkeypatch, "cpu")
+    cuda = _small_bench(image_folder, monkeypatch, "cuda", ["gpu_augment=true"])
+    def keys(result):  # a CPU without fast bf16 measures its fp32 path against the fp32 ceiling instead
+        return {key for key in result if "fraction_of_fp32" not in key}
+
+    assert keys(cuda) == keys(cpu)
+    assert cuda["device"].startswith("cuda") and cuda["peak_memory_kind"] == "max_memory_allocated"
+    for key in REQUIRED:
+        assert math.isfinite(cuda[key]) and cuda[key] > 0, key

@@ -8,6 +8,7 @@ fp32 eager path (no autocast, no channels_last, no compilation) timed side by si
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import resource
@@ -19,12 +20,14 @@ from typing import Any
 
 import torch
 
-from .config import build_config
+from .augment_device import DeviceAugment
+from .config import ConfigError, build_config
 from .data import training_loader
 from .models import AutoEncoder, Discriminator
-from .train.device import Runtime, resolve_channels_last, resolve_precision
+from .train.device import Runtime, configure_backends, maybe_compile, resolve_channels_last, resolve_precision
 from .train.nonfinite import NonFiniteGuard
 from .train.optimisation import make_adam
+from .train.session import batch_images
 from .train.stage1 import autoencoder_step
 from .train.stage2 import build_models, spot_step
 
@@ -33,19 +36,63 @@ log = logging.getLogger("spotart")
 DEFAULT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "imagenette-96" / "train"
 
 
-def matmul_tflops(dtype: torch.dtype, device: torch.device, size: int = 4096, seconds: float = 2.0) -> float:
-    """Sustained TFLOP/s of a square matrix product: the ceiling that convolutions are measured against."""
+def resolve_device(name: str) -> torch.device:
+    """``auto`` is CUDA when available, else the CPU; ``cuda`` without a CUDA device is a one-line error."""
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("--device cuda: no CUDA device is available here (torch.cuda.is_available() is False); "
+                          "use --device cpu or --device auto")
+    if name not in ("auto", "cpu", "cuda"):
+        raise ConfigError(f"--device must be auto, cpu or cuda, got {name!r}")
+    if name == "auto":
+        return torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+    return torch.device(name)
+
+
+def default_matmul_size(device: torch.device) -> int:
+    """Large enough to saturate the device: 8192^2 keeps an H100/H200's tensor cores busy, 4096^2 a CPU's."""
+    return 8192 if device.type == "cuda" else 4096
+
+
+def matmul_rates(dtype: torch.dtype, device: torch.device, size: int | None = None, seconds: float = 2.0,
+                 bursts: int = 8) -> tuple[float, float]:
+    """(sustained, best burst) TFLOP/s of a square matrix product: the ceiling convolutions are measured against.
+
+    The products run for about ``seconds`` in up to ``bursts`` timed bursts: the sustained figure is all of them
+    together, the best one the fastest burst (on a shared machine, the one least slowed by other work). On CUDA
+    the products are queued back to back and timed with CUDA events: the device's time, not the launches'.
+    """
+    size = size or default_matmul_size(device)
     a = torch.randn(size, size, device=device).to(dtype)
     b = torch.randn(size, size, device=device).to(dtype)
-    for _ in range(2):
-        a @ b
-    _sync(device)
-    reps, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        a @ b
-        reps += 1
-    _sync(device)
-    return 2 * size**3 * reps / (time.perf_counter() - start) / 1e12
+    a @ b
+    one = _elapsed(lambda: a @ b, 1, device)
+    total = max(3, round(seconds / max(one, 1e-6)))
+    bursts = min(bursts, total)
+    reps = -(-total // bursts)
+    times = [_elapsed(lambda: a @ b, reps, device) for _ in range(bursts)]
+    flops = 2 * size**3 * reps
+    return flops * bursts / sum(times) / 1e12, flops / min(times) / 1e12
+
+
+def matmul_tflops(dtype: torch.dtype, device: torch.device, size: int | None = None, seconds: float = 2.0) -> float:
+    """Sustained TFLOP/s of a square matrix product (``matmul_rates``' first figure)."""
+    return matmul_rates(dtype, device, size, seconds)[0]
+
+
+def _elapsed(work: Callable[[], Any], reps: int, device: torch.device) -> float:
+    """Seconds that ``reps`` calls of ``work`` take on the device."""
+    if device.type == "cuda":
+        begin, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        begin.record()
+        for _ in range(reps):
+            work()
+        end.record()
+        end.synchronize()
+        return begin.elapsed_time(end) / 1e3
+    start = time.perf_counter()
+    for _ in range(reps):
+        work()
+    return time.perf_counter() - start
 
 
 def _sync(device: torch.device) -> None:
@@ -61,16 +108,32 @@ def count_flops(step: Callable[[], Any]) -> int:
     return counter.get_total_flops()
 
 
-def time_steps(step: Callable[[], Any], images_per_step: int, warmup: int, steps: int, device: torch.device) -> float:
-    """Images per second over ``steps`` calls after ``warmup`` untimed ones."""
+def step_seconds(step: Callable[[], Any], warmup: int, steps: int, device: torch.device) -> list[float]:
+    """Seconds of each of ``steps`` calls after ``warmup`` untimed ones. On CUDA an event after each step marks
+    its end on the device and the host never waits in between, so steps overlap their launches as in training."""
     for _ in range(warmup):
         step()
     _sync(device)
-    start = time.perf_counter()
+    if device.type == "cuda":
+        marks = [torch.cuda.Event(enable_timing=True) for _ in range(steps + 1)]
+        marks[0].record()
+        for index in range(steps):
+            step()
+            marks[index + 1].record()
+        marks[-1].synchronize()
+        return [marks[i].elapsed_time(marks[i + 1]) / 1e3 for i in range(steps)]
+    times = []
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    _sync(device)
-    return images_per_step * steps / (time.perf_counter() - start)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def time_steps(step: Callable[[], Any], images_per_step: int, warmup: int, steps: int, device: torch.device) -> float:
+    """Images per second over ``steps`` calls after ``warmup`` untimed ones."""
+    times = step_seconds(step, warmup, steps, device)
+    return images_per_step * len(times) / max(sum(times), 1e-9)
 
 
 def peak_memory_gib(device: torch.device) -> float:
@@ -87,8 +150,10 @@ def _runtime(precision: str, channels_last: str, device: torch.device) -> Runtim
 def _stage1(cfg, runtime: Runtime, images: torch.Tensor) -> Callable[[], Any]:
     model = AutoEncoder().to(runtime.device, memory_format=runtime.memory_format).train()
     optimizer = make_adam(model, cfg)
+    forward = maybe_compile(model, cfg.compile)
     x = runtime.to_device(images)
-    return lambda: autoencoder_step(model, x, optimizer, runtime, cfg.recon_weight)
+    guard = NonFiniteGuard.for_device(runtime.device)  # as in training: deferred (sync-free) on CUDA
+    return lambda: autoencoder_step(forward, x, optimizer, runtime, cfg.recon_weight, guard)
 
 
 def _stage2(cfg, runtime: Runtime, images: torch.Tensor) -> Callable[[], Any]:
@@ -97,7 +162,7 @@ def _stage2(cfg, runtime: Runtime, images: torch.Tensor) -> Callable[[], Any]:
     models.discriminator.train()
     x = runtime.to_device(images)
     mask_gen = torch.Generator(device=runtime.device).manual_seed(0)
-    guard = NonFiniteGuard()
+    guard = NonFiniteGuard.for_device(runtime.device)
     return lambda: spot_step(models, x, cfg, runtime, step=1, mask_generator=mask_gen, guard=guard)
 
 
@@ -132,23 +197,48 @@ def adam_step_seconds(image_size: int, device: torch.device, fused: bool, repeat
     return (time.perf_counter() - start) / repeats
 
 
-def _data_rate(cfg, batches: int) -> float:
-    loader, sampler, _ = training_loader(cfg)
+def _data_rate(cfg, batches: int, runtime: Runtime) -> float:
+    """Images/s of the training input as a run gets it: loader workers, the copy to the device and, under
+    ``gpu_augment``, the augmentation there (the device is synchronised once, at the end)."""
+    loader, sampler, _ = training_loader(cfg, pin_memory=runtime.device.type == "cuda")
+    augment = DeviceAugment.from_config(cfg) if cfg.gpu_augment else None
     sampler.set_epoch(0)
     iterator = iter(loader)
-    next(iterator)  # workers started
+    batch_images(next(iterator), runtime, augment, 0)  # workers started
+    _sync(runtime.device)
     start, count = time.perf_counter(), 0
-    for _ in range(batches):
+    for index in range(batches):
         try:
-            count += next(iterator)["images"].shape[0]
+            batch = next(iterator)
         except StopIteration:
             break
+        batch_images(batch, runtime, augment, index + 1)
+        count += batch["images"].shape[0]
+    _sync(runtime.device)
     return count / (time.perf_counter() - start)
 
 
+def device_augment_rate(cfg, runtime: Runtime, side: int, repeats: int = 5) -> float:
+    """Images/s of ``DeviceAugment`` alone, on canvases already on the device."""
+    augment = DeviceAugment.from_config(cfg)
+    canvas = torch.randint(0, 256, (cfg.batch_size, 3, side, side), dtype=torch.uint8, device=runtime.device)
+    extents = torch.tensor([[side, side, side, side]] * cfg.batch_size, device=runtime.device)
+
+    def step(index: list[int] = [0]) -> None:  # noqa: B006 - a counter, so each call draws new parameters
+        index[0] += 1
+        augment(canvas, extents, index[0])
+
+    return time_steps(step, cfg.batch_size, 1, repeats, runtime.device)
+
+
 def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 64, steps: int = 5,
-              warmup: int = 2, fp32_steps: int = 2, num_workers: int = 2, compile: bool = False) -> dict[str, Any]:
-    device = torch.device("cuda") if torch.cuda.is_available() else torch.device("cpu")
+              warmup: int = 2, fp32_steps: int = 2, num_workers: int = 2, compile: bool = False,
+              device: str = "auto", set_pairs: list[str] | None = None) -> dict[str, Any]:
+    """Every figure of ``spotart bench`` in one dict; the same keys on CPU and CUDA.
+
+    ``set_pairs`` are ``key=value`` config overrides for both stages (e.g. ``gpu_augment=true``).
+    """
+    target = resolve_device(device)
     tmp = None
     if data is None:
         if DEFAULT_DATA.is_dir():
@@ -160,78 +250,117 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
             write_demo_images(Path(tmp.name))
             data = tmp.name
     pairs = [f"data={data}", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000",
-             f"num_workers={num_workers}", f"compile={compile}"]
+             f"num_workers={num_workers}", f"compile={compile}", *(set_pairs or [])]
     ae_cfg = build_config("train-ae", set_pairs=pairs)
     spot_cfg = build_config("train-spot", set_pairs=pairs)
+    configure_backends(target, ae_cfg.deterministic)
     images = torch.rand(batch_size, 3, image_size, image_size) * 2 - 1
-    fast = _runtime("auto", "auto", device)
-    eager = _runtime("fp32", "off", device)
-    result: dict[str, Any] = {"device": str(device), "threads": torch.get_num_threads(), "image_size": image_size,
-                              "batch_size": batch_size, "path": fast.describe(), "reference_path": eager.describe()}
+    fast = _runtime(ae_cfg.precision, ae_cfg.channels_last, target)
+    eager = _runtime("fp32", "off", target)
+    result: dict[str, Any] = {"device": str(target), "device_name": device_name(target),
+                              "threads": torch.get_num_threads(), "image_size": image_size,
+                              "batch_size": batch_size, "path": fast.describe() + (" compiled" if compile else ""),
+                              "reference_path": eager.describe(), "gpu_augment": ae_cfg.gpu_augment,
+                              "num_workers": num_workers}
+    if target.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(target)
 
-    log.info("bench: matmul ceilings")
-    result["bf16_matmul_tflops"] = matmul_tflops(torch.bfloat16, device)
-    result["fp32_matmul_tflops"] = matmul_tflops(torch.float32, device)
-    ceiling = result["bf16_matmul_tflops"] if fast.dtype is torch.bfloat16 else result["fp32_matmul_tflops"]
+    log.info("bench: matmul ceilings on %s", result["device_name"])
+    result["matmul_size"] = default_matmul_size(target)
+    result["bf16_matmul_tflops"], result["bf16_matmul_tflops_best"] = matmul_rates(torch.bfloat16, target)
+    result["fp32_matmul_tflops"], result["fp32_matmul_tflops_best"] = matmul_rates(torch.float32, target)
+    kind = "bf16" if fast.dtype is torch.bfloat16 else "fp32"
+    ceiling, ceiling_best = result[f"{kind}_matmul_tflops"], result[f"{kind}_matmul_tflops_best"]
 
     for name, build in (("stage1", _stage1), ("stage2", _stage2)):
         cfg = ae_cfg if name == "stage1" else spot_cfg
         step = build(cfg, fast, images)
-        flops = count_flops(step) / batch_size
+        # FLOPs are counted on an eager step: compiled kernels bypass the counter
+        eager_step = build(dataclasses.replace(cfg, compile=False), fast, images) if cfg.compile else step
+        flops = count_flops(eager_step) / batch_size
+        del eager_step
         log.info("bench: %s steps (%.2f GFLOP per image)", name, flops / 1e9)
-        rate = time_steps(step, batch_size, warmup, steps, device)
+        times = step_seconds(step, warmup, steps, target)
+        rate, best = batch_size * len(times) / sum(times), batch_size / min(times)
         result[f"{name}_gflop_per_image"] = flops / 1e9
         result[f"{name}_images_per_s"] = rate
         result[f"{name}_tflops"] = rate * flops / 1e12
-        result[f"{name}_fraction_of_{'bf16' if fast.dtype else 'fp32'}_peak"] = rate * flops / 1e12 / ceiling
+        result[f"{name}_fraction_of_{kind}_peak"] = rate * flops / 1e12 / ceiling
+        # the fastest step against the fastest matmul burst: on a shared machine, the least disturbed of each
+        result[f"{name}_images_per_s_best"] = best
+        result[f"{name}_fraction_of_{kind}_peak_best"] = best * flops / 1e12 / ceiling_best
         if name == "stage2":
             log.info("bench: stage 2 on the fp32 eager reference path")
-            ref = time_steps(build(cfg, eager, images), batch_size, 1, fp32_steps, device)
+            ref = time_steps(build(cfg, eager, images), batch_size, 1, fp32_steps, target)
             result["stage2_fp32_eager_images_per_s"] = ref
             result["stage2_speedup_vs_fp32_eager"] = rate / ref
-    result.setdefault("stage2_fraction_of_bf16_peak", result.get("stage2_fraction_of_fp32_peak"))
-    result.setdefault("stage1_fraction_of_bf16_peak", result.get("stage1_fraction_of_fp32_peak"))
+        del step
+    for name in ("stage1", "stage2"):  # the keys that gpu_check.sh and RESULTS.md read, whatever the path
+        for suffix in ("", "_best"):
+            fp32 = result.get(f"{name}_fraction_of_fp32_peak{suffix}")
+            result.setdefault(f"{name}_fraction_of_bf16_peak{suffix}", fp32)
 
     log.info("bench: the discriminator's Adam step, fused and per-parameter")
-    result["adam_step_s_fused"] = adam_step_seconds(image_size, device, fused=True)
-    result["adam_step_s_per_parameter"] = adam_step_seconds(image_size, device, fused=False)
+    result["adam_step_s_fused"] = adam_step_seconds(image_size, target, fused=True)
+    result["adam_step_s_per_parameter"] = adam_step_seconds(image_size, target, fused=False)
     log.info("bench: probe feature extraction")
-    result["features_images_per_s"] = time_steps(_features(image_size, fast, images), batch_size, 1, steps, device)
-    log.info("bench: data pipeline alone (%d workers)", num_workers)
-    result["data_images_per_s"] = _data_rate(ae_cfg, batches=max(10, 2 * steps))
+    result["features_images_per_s"] = time_steps(_features(image_size, fast, images), batch_size, 1, steps, target)
+    log.info("bench: data pipeline (%d workers, augmentation on the %s)", num_workers,
+             "device" if ae_cfg.gpu_augment else "CPU, in the workers")
+    result["data_images_per_s"] = _data_rate(ae_cfg, max(10, 2 * steps), fast)
+    result["data_vs_stage1_consumption"] = result["data_images_per_s"] / result["stage1_images_per_s"]
     result["data_vs_stage2_consumption"] = result["data_images_per_s"] / result["stage2_images_per_s"]
-    result["peak_memory_gib"] = peak_memory_gib(device)
+    result["device_augment_images_per_s"] = device_augment_rate(ae_cfg, fast, side=image_size, repeats=steps)
+    result["peak_memory_gib"] = peak_memory_gib(target)
+    result["peak_memory_kind"] = "max_memory_allocated" if target.type == "cuda" else "max RSS of the process"
     if tmp is not None:
         tmp.cleanup()
     return result
 
 
+def device_name(device: torch.device) -> str:
+    """The GPU's name, or the CPU's model name (what ``lscpu`` reports)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    import platform
+
+    return platform.processor() or platform.machine()
+
+
 def format_table(result: dict[str, Any]) -> str:
     rows = [
-        ("bf16 matmul ceiling", f"{result['bf16_matmul_tflops']:.3f} TFLOP/s"),
+        ("bf16 matmul ceiling", f"{result['bf16_matmul_tflops']:.3f} TFLOP/s ({result['matmul_size']}^2 products)"),
         ("fp32 matmul ceiling", f"{result['fp32_matmul_tflops']:.3f} TFLOP/s"),
-        ("stage 1", f"{result['stage1_images_per_s']:.1f} img/s, {result['stage1_gflop_per_image']:.2f} GFLOP/img, "
-                    f"{result['stage1_tflops']:.3f} TFLOP/s = {100 * result['stage1_fraction_of_bf16_peak']:.0f}% "
-                    "of ceiling"),
-        ("stage 2", f"{result['stage2_images_per_s']:.1f} img/s, {result['stage2_gflop_per_image']:.2f} GFLOP/img, "
-                    f"{result['stage2_tflops']:.3f} TFLOP/s = {100 * result['stage2_fraction_of_bf16_peak']:.0f}% "
-                    "of ceiling"),
+        *((f"stage {n}", f"{result[f'stage{n}_images_per_s']:.1f} img/s, "
+                         f"{result[f'stage{n}_gflop_per_image']:.2f} GFLOP/img, {result[f'stage{n}_tflops']:.3f} "
+                         f"TFLOP/s = {100 * result[f'stage{n}_fraction_of_bf16_peak']:.0f}% of ceiling (best step "
+                         f"vs best burst {100 * result[f'stage{n}_fraction_of_bf16_peak_best']:.0f}%)")
+          for n in (1, 2)),
         ("stage 2, fp32 eager", f"{result['stage2_fp32_eager_images_per_s']:.1f} img/s "
                                 f"(speed-up {result['stage2_speedup_vs_fp32_eager']:.1f}x)"),
         ("Adam step (disc.)", f"{result['adam_step_s_fused']:.3f} s fused, "
                               f"{result['adam_step_s_per_parameter']:.3f} s per-parameter"),
         ("probe features", f"{result['features_images_per_s']:.1f} img/s"),
-        ("data pipeline", f"{result['data_images_per_s']:.1f} img/s "
-                          f"({result['data_vs_stage2_consumption']:.1f}x what stage 2 consumes)"),
-        ("peak memory", f"{result['peak_memory_gib']:.2f} GiB"),
+        ("data pipeline", f"{result['data_images_per_s']:.1f} img/s with {result['num_workers']} workers, "
+                          f"augmentation on the {'device' if result['gpu_augment'] else 'CPU'} "
+                          f"({result['data_vs_stage1_consumption']:.1f}x what stage 1 consumes, "
+                          f"{result['data_vs_stage2_consumption']:.1f}x stage 2)"),
+        ("device augmentation", f"{result['device_augment_images_per_s']:.0f} img/s alone"),
+        ("peak memory", f"{result['peak_memory_gib']:.2f} GiB ({result['peak_memory_kind']})"),
     ]
     width = max(len(name) for name, _ in rows)
-    header = (f"{result['device']}, {result['threads']} threads, {result['image_size']} px, "
+    header = (f"{result['device']} ({result['device_name']}), {result['threads']} threads, {result['image_size']} px, "
               f"batch {result['batch_size']}, {result['path']} vs {result['reference_path']}")
     return "\n".join([header] + [f"{name:<{width}}  {value}" for name, value in rows])
 
 
 def main(args) -> None:
     result = run_bench(args.data, args.image_size, args.batch_size, args.steps, args.warmup, args.fp32_steps,
-                       args.num_workers, args.compile)
+                       args.num_workers, args.compile, args.device, args.set)
     print(json.dumps(result) if args.json else format_table(result))

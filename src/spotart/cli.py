@@ -116,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32-steps", type=int, default=2, help="timed steps of the slow fp32 eager reference")
     p.add_argument("--num-workers", type=int, default=2, help="data-loader workers for the data timing")
     p.add_argument("--compile", action="store_true", help="torch.compile the models")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="where to measure (default: CUDA when available, else the CPU)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a training config key for both stages (repeatable), e.g. --set gpu_augment=true")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_bench)
 

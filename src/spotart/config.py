@@ -51,6 +51,7 @@ class CommonConfig:
     precision: str = "auto"  # auto | bf16 | fp32: auto picks bf16 autocast where the hardware runs it fast
     channels_last: str = "auto"  # auto | on | off
     compile: bool = False  # torch.compile the models (pays off on GPU; slow to warm up on CPU)
+    gpu_augment: bool = False  # our addition: the augmentation as batched ops on the device (augment_device.py)
     seed: int = 0
     deterministic: bool = False  # deterministic kernels: a resumed run then matches an uninterrupted one bit for bit
     sync_batchnorm: bool = False  # under torchrun on GPUs: BatchNorm statistics over the global batch, not per rank

@@ -226,12 +226,19 @@ def collate_skipping(items: list[Any]) -> dict[str, Any]:
     """Stack readable images; report the unreadable ones so that the loop can log and count them."""
     good = [(img, label) for img, label in items if img is not None]
     skipped = [reason for img, reason in items if img is None]
+    extents = None
+    if good and isinstance(good[0][0], tuple):  # gpu_augment: (uint8 canvas, extent) pairs, augmented on the device
+        extents = torch.stack([extent for (_, extent), _ in good])
+        good = [(canvas, label) for (canvas, _), label in good]
     if good:
         images = torch.stack([img for img, _ in good])
         labels = torch.tensor([label for _, label in good], dtype=torch.long)
     else:
         images, labels = torch.empty(0), torch.empty(0, dtype=torch.long)
-    return {"images": images, "labels": labels, "skipped": skipped}
+    batch = {"images": images, "labels": labels, "skipped": skipped}
+    if extents is not None:
+        batch["extents"] = extents
+    return batch
 
 
 class SeededSampler(Sampler):
@@ -280,7 +287,9 @@ def make_loader(
         num_workers=num_workers,
         collate_fn=collate_skipping,
         pin_memory=pin_memory,
-        persistent_workers=False,  # the sampler changes every epoch
+        # workers outlive an epoch (no start-up pause at each one); the sampler still changes every epoch,
+        # since its indices are drawn in this process
+        persistent_workers=num_workers > 0,
         prefetch_factor=4 if num_workers > 0 else None,
         drop_last=False,
         # its own generator: creating an iterator must not draw from the global RNG (dropout's), or a resumed
@@ -300,6 +309,10 @@ def training_loader(cfg: Any, rank: int = 0, world_size: int = 1, pin_memory: bo
         brightness_delta=cfg.brightness_delta,
         saturation_range=tuple(cfg.saturation_range),
     )
+    if getattr(cfg, "gpu_augment", False):  # the workers only decode; augment_device.DeviceAugment does the rest
+        from .augment_device import Canvas, canvas_side
+
+        augment = Canvas(canvas_side(source, cfg.image_size))
     sampler = SeededSampler(len(source), cfg.batch_size, cfg.seed, rank, world_size)
     loader = make_loader(ImageDataset(source, augment), sampler, cfg.batch_size, cfg.num_workers, pin_memory)
     return loader, sampler, source

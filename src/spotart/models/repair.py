@@ -31,6 +31,17 @@ REPAIR_WIDTHS = (ENCODER_WIDTHS[-1],) + DECODER_WIDTHS  # 512, 256, 128, 64, 32
 INITS = ("identity", "default", "official")
 
 
+def mask_in_layout_of(mask: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+    """The one-channel mask viewed with channels_last strides when ``h`` is channels_last (a free view: for one
+    channel both layouts hold the same bytes). ``torch.cat`` keeps channels_last only when every input has those
+    strides; otherwise the concatenation comes out NCHW and the convolution converts it, forward and backward
+    (2% of a stage-2 step on CPU, measured)."""
+    if mask.shape[1] != 1 or h.is_contiguous() or not h.is_contiguous(memory_format=torch.channels_last):
+        return mask
+    batch, _, height, width = mask.shape
+    return mask.contiguous().as_strided(mask.shape, (height * width, 1, width, 1))
+
+
 class RepairBlock(nn.Module):
     def __init__(self, channels: int, masked: bool = True, init: str = "identity") -> None:
         super().__init__()
@@ -54,7 +65,7 @@ class RepairBlock(nn.Module):
             raise ValueError(f"unknown repair init {init!r}: use one of {', '.join(INITS)}")
 
     def forward(self, h: torch.Tensor, keep_mask: torch.Tensor) -> torch.Tensor:
-        keep = keep_mask.to(h.dtype)
+        keep = mask_in_layout_of(keep_mask.to(h.dtype), h)
         residual = self.body(torch.cat([h, keep], dim=1))
         if self.masked:
             return h + (1.0 - keep) * residual

@@ -14,6 +14,7 @@ from . import distributed as dist_utils
 
 log = logging.getLogger("spotart")
 
+
 def pick_device() -> torch.device:
     if torch.cuda.is_available():
         return torch.device("cuda", dist_utils.local_rank())
@@ -47,6 +48,13 @@ def resolve_channels_last(setting: str, device: torch.device, dtype: torch.dtype
     return dtype is not None or device.type == "cuda"  # oneDNN and cuDNN prefer NHWC for bf16/fp16 convs
 
 
+def configure_backends(device: torch.device, deterministic: bool = False) -> None:
+    """CUDA: let cuDNN time its convolution algorithms once per shape and keep the fastest (a training run's
+    shapes never change); not when deterministic kernels are asked for, since the choice may differ between runs."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = not deterministic
+
+
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager:
     if dtype is None:
         return contextlib.nullcontext()
@@ -70,7 +78,10 @@ class Runtime:
         return torch.channels_last if self.channels_last else torch.contiguous_format
 
     def to_device(self, images: torch.Tensor) -> torch.Tensor:
-        return images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        """Copy as the loader laid the batch out (from pinned memory on CUDA: asynchronous), then change the
+        layout on the device: asking ``.to`` for both at once makes a strided copy on the host first, from pageable
+        memory, which the GPU copy then waits for."""
+        return images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
 
     def autocast(self) -> contextlib.AbstractContextManager:
         return autocast(self.device, self.dtype)

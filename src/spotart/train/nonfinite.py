@@ -1,19 +1,54 @@
-"""The NaN guard: skip a step with a non-finite loss, give up after too many in a row."""
+"""The NaN guard: skip a step with a non-finite loss, give up after too many in a row.
+
+Two modes, chosen by ``NonFiniteGuard.for_device``:
+
+- immediate (CPU): ``ok()`` reads the losses back, logs the step, and the caller skips backward and the update.
+  On a CPU every op is synchronous anyway, so reading a value back costs nothing.
+- deferred (CUDA): reading a value back inside a step would make the host wait for the GPU every step, so
+  ``skip_flag()`` keeps the verdict on the device as a 0-d float (1.0 = skip), ``step_optimizer`` hands it to
+  the fused Adam kernel as ``found_inf`` (the mechanism ``torch.amp.GradScaler`` uses), which leaves the
+  parameters, moments and step count untouched, and ``check()`` reads the counts back once per logged row.
+  A non-finite update is never applied in either mode; in deferred mode, giving up after ``patience`` steps in
+  a row happens at the next logged row rather than at once.
+"""
 
 from __future__ import annotations
 
 import logging
 
 import torch
+import torch.distributed as dist
 
 log = logging.getLogger("spotart")
+
 
 class NonFiniteGuard:
     """Skip a step whose loss is NaN or infinite, with a clear log line; give up after ``patience`` in a row."""
 
-    def __init__(self, patience: int = 20) -> None:
+    def __init__(self, patience: int = 20, deferred: bool = False) -> None:
         self.patience, self.in_a_row, self.total = patience, 0, 0
+        self.deferred = deferred
+        # deferred mode: device-side counts since the last check()
+        self._skipped: torch.Tensor | None = None  # steps skipped
+        self._in_a_row: torch.Tensor | None = None  # current run of skipped steps (carried across checks)
+        self._peak: torch.Tensor | None = None  # longest run seen since the last check
+        self._last_bad: torch.Tensor | None = None  # step index of the last skipped step
+        self._bad_losses: dict[tuple[str, ...], torch.Tensor] = {}  # per set of loss names: (L,) non-finite counts
+        self._first_step: int | None = None
 
+    @classmethod
+    def for_device(cls, device: torch.device, patience: int = 20) -> NonFiniteGuard:
+        """Deferred on CUDA (no host synchronisation inside a step), immediate elsewhere."""
+        return cls(patience, deferred=device.type == "cuda")
+
+    def admit(self, step: int, losses: dict[str, torch.Tensor]) -> tuple[bool, torch.Tensor | None]:
+        """``(run_the_update, skip_flag)`` for a step: immediate guards decide now (the flag is None); deferred
+        ones always run the update and hand ``step_optimizer`` a device-side flag that drops it if non-finite."""
+        if self.deferred:
+            return True, self.skip_flag(step, losses)
+        return self.ok(step, losses), None
+
+    # ------------------------------------------------------------------------------------------- immediate
     def ok(self, step: int, losses: dict[str, torch.Tensor]) -> bool:
         bad = [name for name, value in losses.items() if not torch.isfinite(value.detach()).all()]
         if not bad:
@@ -23,8 +58,80 @@ class NonFiniteGuard:
         self.total += 1
         log.warning("step %d: non-finite %s; the update is skipped (%d in a row)", step, ", ".join(bad), self.in_a_row)
         if self.in_a_row >= self.patience:
-            raise FloatingPointError(
-                f"training diverged: {self.patience} steps in a row had a non-finite loss (last: {', '.join(bad)}). "
-                "Lower the learning rate (--set lr=...) or use --set precision=fp32, then --resume."
-            )
+            raise self._diverged(", ".join(bad))
         return False
+
+    def _diverged(self, names: str) -> FloatingPointError:
+        return FloatingPointError(
+            f"training diverged: {self.patience} steps in a row had a non-finite loss (last: {names}). "
+            "Lower the learning rate (--set lr=...) or use --set precision=fp32, then --resume."
+        )
+
+    # -------------------------------------------------------------------------------------------- deferred
+    def skip_flag(self, step: int, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+        """0-d float32 on the losses' device: 1.0 when any loss is non-finite (on any rank), else 0.0.
+
+        Only device ops: nothing here waits for the device. The counts are read back by ``check()``.
+        """
+        # one stacked vector of the (scalar) losses: a few kernels per step, whatever the number of losses
+        values = torch.stack([v.detach().float().reshape(()) if v.numel() == 1 else v.detach().float().sum()
+                              for v in losses.values()])
+        bad = (~torch.isfinite(values)).float()  # (L,) 1.0 = non-finite
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(bad, op=dist.ReduceOp.MAX)  # every rank skips the same steps (queued, not awaited)
+        flag = bad.amax()
+        if self._skipped is None:
+            zero = torch.zeros((), device=flag.device)
+            self._skipped, self._in_a_row, self._peak = zero.clone(), zero.clone(), zero.clone()
+            self._last_bad = torch.full((), -1.0, device=flag.device)
+        if self._first_step is None:
+            self._first_step = step
+        self._in_a_row = (self._in_a_row + 1.0) * flag  # back to 0 on a finite step
+        self._peak = torch.maximum(self._peak, self._in_a_row)
+        self._skipped = self._skipped + flag
+        self._last_bad = torch.where(flag > 0, float(step), self._last_bad)
+        names = tuple(losses)  # the same few name sets recur (stage 2: with and without R's losses)
+        self._bad_losses[names] = bad if names not in self._bad_losses else self._bad_losses[names] + bad
+        return flag
+
+    def check(self, step: int) -> None:
+        """Deferred mode, once per logged row: one read-back of the counts; log the skipped steps, and raise
+        ``FloatingPointError`` when ``patience`` steps in a row were skipped. Immediate mode: nothing to do."""
+        if not self.deferred or self._skipped is None:
+            return
+        name_sets = list(self._bad_losses)
+        counts = torch.cat([torch.stack([self._skipped, self._in_a_row, self._peak, self._last_bad])]
+                           + [self._bad_losses[names] for names in name_sets]).tolist()
+        skipped, in_a_row, peak, last_bad = (int(v) for v in counts[:4])
+        flat_names = [name for names in name_sets for name in names]
+        bad_names = list(dict.fromkeys(name for name, count in zip(flat_names, counts[4:]) if count > 0))
+        first = self._first_step
+        self._skipped.zero_()
+        self._peak.copy_(self._in_a_row)
+        self._bad_losses, self._first_step = {}, None
+        self.in_a_row = in_a_row
+        if not skipped:
+            return
+        self.total += skipped
+        log.warning("steps %d-%d: %d step(s) with a non-finite %s; their updates were skipped (last at step %d, "
+                    "%d in a row)", first, step - 1, skipped, ", ".join(bad_names), last_bad, in_a_row)
+        if peak >= self.patience:
+            raise self._diverged(", ".join(bad_names))
+
+
+def step_optimizer(optimizer: torch.optim.Optimizer, skip: torch.Tensor | None = None) -> None:
+    """``optimizer.step()``; with a ``skip`` flag from ``NonFiniteGuard.skip_flag``, the update is dropped on the
+    device where the flag is 1.0 (fused Adam's ``found_inf``): parameters, moments and step count stay as they were.
+    """
+    if skip is None:
+        optimizer.step()
+        return
+    if not optimizer.defaults.get("fused"):  # only the fused kernels take found_inf: decide on the host (a sync)
+        if not bool(skip):
+            optimizer.step()
+        return
+    optimizer.grad_scale, optimizer.found_inf = None, skip
+    try:
+        optimizer.step()
+    finally:
+        del optimizer.grad_scale, optimizer.found_inf

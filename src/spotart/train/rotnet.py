@@ -28,7 +28,7 @@ from ..models import ROTATIONS, RotNet
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
-from .nonfinite import NonFiniteGuard
+from .nonfinite import NonFiniteGuard, step_optimizer
 from .optimisation import make_adam
 from .session import Stage, count_parameters, run_loop, start_session
 
@@ -59,10 +59,11 @@ def rotnet_step(
     loss = F.cross_entropy(logits.float(), labels)
     losses = {"loss": loss}
     optimizer.zero_grad(set_to_none=True)
-    if guard is None or guard.ok(step, losses):
+    run_update, skip = guard.admit(step, losses) if guard is not None else (True, None)
+    if run_update:
         loss.backward()
         dist_utils.average_gradients([p for p in model.parameters() if p.requires_grad])
-        optimizer.step()
+        step_optimizer(optimizer, skip)
     correct = logits.detach().argmax(1) == labels
     return {"loss": loss.detach(), "rot_acc": correct.float().mean()}
 
@@ -112,7 +113,7 @@ def train_rotnet(cfg: RotNetConfig, out: str, resume: bool = False,
     if cfg.knn_val and monitor is None and dist_utils.is_main_process():
         log.warning("knn_val is set but no monitor was handed to train_rotnet: no kNN rows are logged "
                     "(spotart train-rotnet builds one; from Python pass monitor=monitor_from_config(cfg))")
-    guard = NonFiniteGuard()
+    guard = NonFiniteGuard.for_device(runtime.device)
 
     def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, None]:
         return rotnet_step(model, forward, images, optimizer, runtime, guard, index), None

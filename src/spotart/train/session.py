@@ -10,11 +10,12 @@ from typing import Any
 
 import torch
 
+from ..augment_device import DeviceAugment
 from ..config import CommonConfig
 from ..data import SeededSampler, training_loader
 from . import distributed as dist_utils
 from .checkpoints import CheckpointError, CheckpointManager, load_checkpoint
-from .device import Runtime
+from .device import Runtime, configure_backends
 from .nonfinite import NonFiniteGuard
 from .optimisation import lr_factor, seed_everything, set_lr, total_steps
 from .progress import RunClock, Throughput, batches, progress_bar
@@ -46,6 +47,7 @@ def start_session(cfg: CommonConfig, out: str, command: str, stage: str, resume:
     """Everything a stage loop needs before its first step; ``stage`` names the checkpoint kind it writes."""
     dist_utils.init_from_env()
     runtime = Runtime.from_config(cfg)
+    configure_backends(runtime.device, cfg.deterministic)
     seed_everything(cfg.seed)  # same on every rank: the models start identical
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
@@ -151,13 +153,30 @@ def log_extra(run: RunDir, step: int, epoch: int, extra: dict[str, float], wall_
     log.info("step %d: %s", step, ", ".join(f"{key} {value:.4g}" for key, value in extra.items()))
 
 
+def batch_images(batch: dict[str, Any], runtime: Runtime, augment: DeviceAugment | None, step: int) -> torch.Tensor:
+    """The batch's images on the device, in the run's layout; under ``gpu_augment`` the loader's uint8 canvases
+    are copied over as they are (a quarter of the bytes of float images) and augmented there."""
+    if "extents" not in batch:
+        return runtime.to_device(batch["images"])
+    if augment is None:
+        raise RuntimeError("the loader yields un-augmented canvases (gpu_augment) but no device augmentation is set")
+    canvas = batch["images"].to(runtime.device, non_blocking=True)
+    extents = batch["extents"].to(runtime.device, non_blocking=True)
+    return augment(canvas, extents, step).contiguous(memory_format=runtime.memory_format)
+
+
 def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
     """Batches, learning-rate schedule, step, metrics, image grids and checkpoints, until the last step (or, with
     ``stage.max_seconds``, until the time budget is spent: the run then ends at a checkpoint of the step reached).
 
     Every row gets ``wall_s``: training seconds since the run started, summed across resumes (the checkpoint keeps
-    it), without the time spent in ``after_step`` (the kNN monitor)."""
+    it), without the time spent in ``after_step`` (the kNN monitor).
+
+    Nothing in a step waits for the device: metrics are summed where they are, a CUDA run's NaN guard keeps its
+    verdict on the device, and both are read back once per logged row.
+    """
     cfg, runtime, run = session.cfg, session.runtime, session.run
+    augment = DeviceAugment.from_config(cfg, dist_utils.rank()) if getattr(cfg, "gpu_augment", False) else None
     speed, averager = Throughput(), MetricAverager()
     clock = RunClock(float(session.resumed.get("wall_s", 0.0)) if session.resumed else 0.0)
     step = session.start_step
@@ -181,7 +200,7 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
             report_skipped(session, batch)
             if batch["images"].shape[0] < max(stage.min_batch, 1):
                 continue
-            images = runtime.to_device(batch["images"])
+            images = batch_images(batch, runtime, augment, step)
             factor = lr_factor(step, session.total_steps, cfg.lr_decay_fraction, cfg.lr_final_factor)
             if stage.max_seconds:  # the schedule follows whichever budget is nearer its end
                 factor = min(factor, lr_factor(elapsed, stage.max_seconds, cfg.lr_decay_fraction, cfg.lr_final_factor))
@@ -197,6 +216,7 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
                 out_of_time = elapsed >= stage.max_seconds
             last = step == session.total_steps or out_of_time
             if step % cfg.log_every == 0 or last:
+                guard.check(step)  # deferred (CUDA) guard: skipped steps are logged, and counted, here
                 row = {"step": step, "epoch": epoch, **averager.means(), "images_per_s": speed.rate(),
                        "lr": cfg.lr * factor, "skipped_images": session.skipped_images, "skipped_steps": guard.total,
                        "wall_s": round(clock.seconds(), 3)}

@@ -15,7 +15,7 @@ from ..models import AutoEncoder
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
-from .nonfinite import NonFiniteGuard
+from .nonfinite import NonFiniteGuard, step_optimizer
 from .optimisation import make_adam, scale_bias_grads, use_tf_adam_epsilon
 from .session import Stage, count_parameters, run_loop, start_session
 
@@ -38,7 +38,9 @@ def autoencoder_step(
         recon = model(images)
     losses = autoencoder_loss(recon, images, recon_weight)
     optimizer.zero_grad(set_to_none=True)
-    if guard is not None and not guard.ok(step, losses):
+    # on CUDA the guard's verdict stays on the device (no sync in a step): step_optimizer drops a bad update there
+    run_update, skip = guard.admit(step, losses) if guard is not None else (True, None)
+    if not run_update:
         return losses, recon.detach()
     losses["loss"].backward()
     dist_utils.average_gradients(list(model.parameters()))
@@ -47,7 +49,7 @@ def autoencoder_step(
             scale_bias_grads(model, cfg.bias_grad_factor)
         if cfg.tf_adam_epsilon:
             use_tf_adam_epsilon(optimizer, cfg.adam_eps)
-    optimizer.step()
+    step_optimizer(optimizer, skip)
     return losses, recon.detach()
 
 
@@ -86,7 +88,7 @@ def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     else:
         torch.manual_seed(cfg.seed + dist_utils.rank())
     log.info("autoencoder: %.2fM parameters", count_parameters(model) / 1e6)
-    guard = NonFiniteGuard()
+    guard = NonFiniteGuard.for_device(runtime.device)
 
     def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, torch.Tensor]:
         losses, recon = autoencoder_step(forward, images, optimizer, runtime, cfg.recon_weight, guard, index, cfg)

@@ -31,7 +31,7 @@ from ..models import (
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
-from .nonfinite import NonFiniteGuard
+from .nonfinite import NonFiniteGuard, step_optimizer
 from .optimisation import make_adam, scale_bias_grads, use_tf_adam_epsilon
 from .session import Stage, count_parameters, run_loop, start_session
 
@@ -69,6 +69,7 @@ class SpotModels:
     opt_c: torch.optim.Optimizer
     opt_r: torch.optim.Optimizer | None
     discriminate: Callable[[torch.Tensor], DiscriminatorOutput]  # the discriminator, compiled when asked
+    generate: Callable[..., GeneratedBatch] | None = None  # the generator, compiled when asked (None: as it is)
 
     @property
     def repair_params(self) -> list[torch.nn.Parameter]:
@@ -90,7 +91,8 @@ def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) ->
     opt_r = None
     if generator.repair is not None:
         opt_r = make_adam(generator.repair, cfg, lr_scale=cfg.repair_lr_factor)
-    return SpotModels(generator, discriminator, opt_c, opt_r, maybe_compile(discriminator, cfg.compile))
+    return SpotModels(generator, discriminator, opt_c, opt_r, maybe_compile(discriminator, cfg.compile),
+                      maybe_compile(generator, cfg.compile))
 
 
 @dataclass
@@ -107,7 +109,8 @@ def spot_step(
     mask_generator: torch.Generator | None = None, guard: NonFiniteGuard | None = None,
 ) -> StepResult:
     """One joint step of C and R from a single forward pass."""
-    gen, disc = models.generator, models.discriminator
+    gen = models.generate if models.generate is not None else models.generator
+    disc = models.discriminator
     update_repair = (
         models.opt_r is not None and step >= cfg.warmup_steps and step % cfg.repair_every == 0
     )
@@ -137,7 +140,9 @@ def spot_step(
     models.opt_c.zero_grad(set_to_none=True)
     if models.opt_r is not None:
         models.opt_r.zero_grad(set_to_none=True)
-    if guard is None or guard.ok(step, losses):
+    # on CUDA the guard's verdict stays on the device (no sync in a step): step_optimizer drops a bad update there
+    run_update, skip = guard.admit(step, losses) if guard is not None else (True, None)
+    if run_update:
         c_params = [p for p in disc.parameters() if p.requires_grad]
         # Both backward passes before either optimiser step: stepping C first would change the weights
         # that R's gradient has to flow through.
@@ -146,11 +151,11 @@ def spot_step(
             r_total.backward(inputs=models.repair_params)
         dist_utils.average_gradients(c_params)
         _official_optimiser_details(models.opt_c, disc, cfg)
-        models.opt_c.step()
+        step_optimizer(models.opt_c, skip)
         if update_repair:
             dist_utils.average_gradients(models.repair_params)
             _official_optimiser_details(models.opt_r, gen.repair, cfg)
-            models.opt_r.step()
+            step_optimizer(models.opt_r, skip)
     return StepResult(losses, metrics, generated, fake_out.mask_logits.detach(), update_repair)
 
 
@@ -237,7 +242,7 @@ def train_spot(cfg: SpotConfig, out: str, resume: bool = False,
     if cfg.knn_val and monitor is None and dist_utils.is_main_process():
         log.warning("knn_val is set but no monitor was handed to train_spot: no kNN rows are logged "
                     "(spotart train-spot builds one; from Python pass monitor=monitor_from_config(cfg))")
-    guard = NonFiniteGuard()
+    guard = NonFiniteGuard.for_device(runtime.device)
 
     def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict, StepResult]:
         result = spot_step(models, images, cfg, runtime, index, mask_generator, guard)
