@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image
 
 from .config import build_config
+from .outputs import OutputError
 
 log = logging.getLogger("spotart")
 
@@ -51,7 +52,7 @@ def run_demo(out: str, minutes: float = 4.0) -> dict:
 
     root = Path(out)
     if (root / "spot" / "checkpoints" / "latest.pt").exists():
-        raise FileExistsError(f"{root} already holds a finished demo: remove it or pass --out elsewhere")
+        raise OutputError(f"{root} already holds a finished demo: remove it or pass --out elsewhere")
     data = root / "photos"
     count = write_demo_images(data)
     log.info("demo: %d views of %d scikit-image photographs in %s", count, len(PHOTOS), data)

@@ -50,12 +50,12 @@ def start_session(cfg: CommonConfig, out: str, command: str, stage: str, resume:
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     run = RunDir(out)
-    manager = CheckpointManager(run, cfg.keep_checkpoints)
+    manager = CheckpointManager(run, cfg.keep_checkpoints, cfg.snapshot_optimizer)
     resumed = None
     if resume:
         if not manager.latest.exists():
             raise CheckpointError(f"--resume: no checkpoint at {manager.latest} to resume from")
-        resumed = load_checkpoint(manager.latest, expect_stage=stage)
+        resumed = load_checkpoint(manager.latest, expect_stage=stage, for_resume=True)
         saved_size = resumed["config"]["image_size"]
         if saved_size != cfg.image_size:
             raise CheckpointError(
@@ -187,7 +187,7 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
                 run.save_grid(stage.grid_name, step, stage.grid(images, output))
             if step % cfg.checkpoint_every == 0 or step == session.total_steps:
                 check_ranks_in_sync(stage.sync_modules, runtime.device, step)
-                session.checkpoints.save(stage.payload(step), step, periodic=True)
+                session.checkpoints.save(stage.payload(step), step, final=step == session.total_steps)
     finally:
         bar.close()
         run.close()
