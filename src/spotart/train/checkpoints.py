@@ -34,8 +34,6 @@ CHECKPOINT_FORMAT = 2  # 2: snapshots may hold the networks only and name shared
 
 # Payload entries that stay the same for a whole run, kept once per run directory instead of in every snapshot.
 SHARED_PARTS = {"autoencoder": "autoencoder.pt"}  # payload key -> file name in checkpoints/
-STAGE_NAMES = {"autoencoder": "stage-1 (train-ae)", "spot": "stage-2 (train-spot)",
-               "supervised": "train-supervised", "part": "shared-part"}
 
 
 class CheckpointError(ValueError):
@@ -80,6 +78,15 @@ def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+# each checkpoint kind as the user knows it: by the command that wrote it
+STAGE_NAMES = {"autoencoder": "stage-1 (train-ae)", "spot": "stage-2 (train-spot)", "supervised": "train-supervised",
+               "rotnet": "train-rotnet"}
+
+
+def describe_stage(stage: str) -> str:
+    return STAGE_NAMES.get(stage, stage)
+
+
 def _read(path: Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
@@ -106,8 +113,8 @@ def load_checkpoint(path: str | Path, expect_stage: str | None = None, for_resum
                               f"{CHECKPOINT_FORMAT}: update spotart")
     if expect_stage is not None and payload["stage"] != expect_stage:
         raise CheckpointError(
-            f"{path} is a {STAGE_NAMES.get(payload['stage'], payload['stage'])} checkpoint; "
-            f"a {STAGE_NAMES.get(expect_stage, expect_stage)} checkpoint is needed here"
+            f"{path} is a {describe_stage(payload['stage'])} checkpoint; "
+            f"a {describe_stage(expect_stage)} checkpoint is needed here"
         )
     if for_resume and not payload.get("resumable", True):
         raise CheckpointError(f"{path} is a snapshot of the networks only (no optimiser state): a run resumes from "
