@@ -6,6 +6,7 @@ import sys
 import pytest
 
 from spotart.cli import build_parser, main
+from spotart.train.checkpoints import CheckpointError, load_checkpoint
 
 from .helpers import write_images
 
@@ -39,8 +40,11 @@ def test_stage1_checkpoint_where_stage2_expected(tmp_path, capsys, flags):
     data = write_images(tmp_path / "imgs", 8, size=40)
     common = ["--data", str(data), "--image-size", "32", "--batch-size", "4", "--steps", "1", *flags]
     assert main(["train-ae", "--out", str(tmp_path / "ae"), *common]) == 0
-    # resuming a stage-2 run from a directory that holds a stage-1 run
+    # resuming a stage-2 run from a directory that holds a stage-1 run: refused before anything is read
     assert main(["train-spot", "--out", str(tmp_path / "ae"), "--resume", *common]) == 2
-    assert "is a stage-1 (train-ae) checkpoint; a stage-2 (train-spot) checkpoint is needed" in capsys.readouterr().err
+    assert "holds a train-ae run, not a train-spot run: choose another --out" in capsys.readouterr().err
+    # the checkpoint itself names its kind too
+    with pytest.raises(CheckpointError, match=r"is a stage-1 \(train-ae\) checkpoint; a stage-2 \(train-spot\)"):
+        load_checkpoint(tmp_path / "ae" / "checkpoints" / "latest.pt", expect_stage="spot")
     assert main(["train-spot", "--out", str(tmp_path / "spot"), *common]) == 2
     assert "--autoencoder" in capsys.readouterr().err

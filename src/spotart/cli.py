@@ -8,8 +8,52 @@ import os
 import sys
 
 from .config import ConfigError, build_config
+from .outputs import VOC_RUN, check_output_dir, check_output_file
 
 log = logging.getLogger("spotart")
+
+# The output paths of each command, checked before it starts: (argument, "dir" or "file", the run kinds an
+# existing folder may hold: None for any, e.g. a probe written into the run it evaluates).
+OUTPUTS: dict[str, list[tuple[str, str, frozenset[str] | None]]] = {
+    "train-ae": [("out", "dir", frozenset({"train-ae"}))],
+    "train-spot": [("out", "dir", frozenset({"train-spot"}))],
+    "train-supervised": [("out", "dir", frozenset({"train-supervised"}))],
+    "demo": [("out", "dir", frozenset())],
+    "probe": [("out", "dir", None)],
+    "finetune": [("out", "dir", None)],
+    "reproduce": [("work", "dir", frozenset()), ("results", "dir", frozenset())],
+    "report": [("out", "file", None)],
+    "export": [("out", "file", None)],
+    "spot": [("out_dir", "dir", None)],
+    "voc-cls": [("out", "dir", frozenset({VOC_RUN}))],
+    "voc-det": [("out", "dir", frozenset({VOC_RUN}))],
+    "voc-seg": [("out", "dir", frozenset({VOC_RUN}))],
+    "voc-toy": [("out", "dir", frozenset())],
+}
+
+
+def check_outputs(args: argparse.Namespace) -> None:
+    """Every output path of the command, once, before any work: a bad one is one line, not a late traceback."""
+    for name, kind, accept in OUTPUTS.get(args.command, []):
+        value = getattr(args, name, None)
+        if value:
+            flag = "--" + name.replace("_", "-")
+            if kind == "file":
+                check_output_file(value, flag)
+            else:
+                check_output_dir(value, flag, accept)
+
+
+def package_version() -> str:
+    """The installed distribution's version (importlib.metadata); the source tree's when it is not installed."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("spotart")
+    except PackageNotFoundError:
+        from . import __version__
+
+        return f"{__version__} (not installed)"
 
 # Errors that are the user's to fix: one clear line, no traceback.
 USER_ERRORS: tuple[type[BaseException], ...] = (ConfigError, FileNotFoundError, FloatingPointError, ValueError)
@@ -75,6 +119,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="spotart", description="Self-supervised feature learning by learning to spot artifacts (CVPR 2018)."
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging and full tracebacks")
+    parser.add_argument("--version", action="version", version=f"spotart {package_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train-ae", help="stage 1: train the autoencoder",
@@ -145,6 +190,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=level,
                         format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
     try:
+        check_outputs(args)
         args.func(args)
     except KeyboardInterrupt:
         hints = {"reproduce": "; run the same command again to continue"}

@@ -59,6 +59,8 @@ class CommonConfig:
     image_every: int = 200  # steps between image grids
     checkpoint_every: int = 500  # steps between periodic checkpoints (latest.pt is written at each of these too)
     keep_checkpoints: int = 3  # periodic checkpoints kept on disk (latest.pt always kept)
+    snapshot_optimizer: bool = False  # periodic snapshots hold the optimiser states too (ours: off, they are 2/3 of
+    # a stage-2 checkpoint and only resume needs them; latest.pt always has them)
     progress: bool = True  # tqdm progress bar
 
 

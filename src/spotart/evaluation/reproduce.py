@@ -59,6 +59,7 @@ from ..train.device import cpu_has_fast_bf16
 from .errors import EvaluationError
 from .linear import LinearSettings
 from .probe import ProbeOptions, run_probe
+from .run_time import recorded_training_seconds
 from .supervised import build_supervised_config, train_supervised
 from .toydata import write_toy_dataset
 
@@ -435,9 +436,25 @@ class Reproduction:
         (self.results / f"{name}.md").write_text(self.markdown(specs, runs, wall_s))
         return table
 
+    def train_seconds(self, folder: str, timing: dict[str, dict[str, float]]) -> float:
+        """A row's training time: the larger of reproduce's clock (timing.json, set-up included, so the larger
+        when reproduce trained the whole run) and what the run recorded about itself (metrics.jsonl: the larger
+        when some or all of it was trained outside reproduce, which then timed only a resume that had no work)."""
+        recorded = recorded_training_seconds(self.work / folder / "run")
+        return max(timing.get(folder, {}).get("train_s", 0.0), recorded[0] if recorded else 0.0)
+
+    def row_seconds(self, spec: ModelSpec, timing: dict[str, dict[str, float]]) -> float:
+        """Training and probing of every seed of a row."""
+        folders = {key for key in timing if seed_of_folder(spec, key) is not None}
+        folders |= {path.name for path in self.work.glob(f"{spec.name}*")
+                    if seed_of_folder(spec, path.name) is not None}
+        return sum(self.train_seconds(folder, timing)
+                   + sum(value for part, value in timing.get(folder, {}).items() if part != "train_s")
+                   for folder in folders)
+
     def markdown(self, specs: tuple[ModelSpec, ...], runs: dict[str, dict[int, dict]], wall_s: float) -> str:
         p, timing = self.preset, self.timing()
-        ae_time = timing.get("autoencoder", {}).get("train_s", 0.0)
+        ae_time = self.train_seconds("autoencoder", timing)
         total = sum(sum(parts.values()) for parts in timing.values())
         probes = [probe for found in runs.values() for probe in found.values()]
         train_images = probes[0]["train_images"] if probes else "?"
@@ -462,8 +479,7 @@ class Reproduction:
         ]
         for spec in specs:
             found = runs.get(spec.name, {})
-            seconds = sum(sum(parts.values()) for key, parts in timing.items()
-                          if seed_of_folder(spec, key) is not None)
+            seconds = self.row_seconds(spec, timing)
             layers = next(iter(found.values()))["layers"] if found else ()
             cells = [_cell([probe[layer] for probe in found.values()]) for layer in layers] or ["pending"] * 5
             label = spec.label + {"autoencoder": " ¹", "rotnet": " ²", "rotnet_time": " ²"}.get(spec.kind, "")

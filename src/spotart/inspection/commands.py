@@ -9,7 +9,8 @@ import sys
 def cmd_report(args: argparse.Namespace) -> None:
     from .report import build_report
 
-    path = build_report(args.run_dir, args.out, args.probe, count=args.images, seed=args.seed)
+    path = build_report(args.run_dir, args.out, args.probe, count=args.images, seed=args.seed,
+                        checkpoint=args.checkpoint)
     print(f"report written: {path}")
 
 
@@ -41,6 +42,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", help="the HTML file to write (default: RUN_DIR/report.html)")
     p.add_argument("--probe", action="append", default=[], metavar="FILE",
                    help="probe.json to include (repeatable; default: RUN_DIR/probe.json and RUN_DIR/*/probe.json)")
+    p.add_argument("--checkpoint", metavar="CKPT", help="which of the run's checkpoints to draw, e.g. "
+                   "RUN_DIR/checkpoints/step_0001000.pt (default: RUN_DIR/checkpoints/latest.pt)")
     p.add_argument("--images", type=int, default=8, help="how many fixed images the panels show (default 8)")
     p.add_argument("--seed", type=int, default=0, help="seed of the panels' keep masks (default 0)")
     p.set_defaults(func=cmd_report)

@@ -26,11 +26,14 @@ log = logging.getLogger("spotart")
 
 
 def build_report(run_dir: str | Path, out: str | Path | None = None, probes: Sequence[str | Path] = (),
-                 count: int = 8, seed: int = 0) -> Path:
-    """Write the report (default ``RUN_DIR/report.html``) and return its path."""
+                 count: int = 8, seed: int = 0, checkpoint: str | Path | None = None) -> Path:
+    """Write the report (default ``RUN_DIR/report.html``) and return its path.
+
+    ``checkpoint``: the networks to draw (any snapshot of the run: latest, periodic, old format); default latest.
+    """
     if count < 2:
         raise ReportError(f"--images must be at least 2 (one real, one repaired), got {count}")
-    run = open_run(run_dir)
+    run = open_run(run_dir, checkpoint)
     payload = load_spot_checkpoint(run.checkpoint)
     config = payload["config"]
     size = int(config["image_size"])

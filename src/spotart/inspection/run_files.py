@@ -37,7 +37,8 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def open_run(root: str | Path) -> SpotRun:
+def open_run(root: str | Path, checkpoint: str | Path | None = None) -> SpotRun:
+    """The run in ``root``; ``checkpoint`` (default ``checkpoints/latest.pt``) names the networks to show."""
     root = Path(root).expanduser()
     if not root.is_dir():
         raise ReportError(f"run directory not found: {root}")
@@ -51,8 +52,13 @@ def open_run(root: str | Path) -> SpotRun:
     command = config.get("command")
     if command != "train-spot":
         raise ReportError(f"{root} is a {command or 'unknown'} run; the report needs a stage-2 run (train-spot)")
-    checkpoint = root / "checkpoints" / "latest.pt"
-    if not checkpoint.is_file():
-        raise ReportError(f"{root} has no checkpoints/latest.pt yet: the report needs the trained networks")
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint).expanduser()
+        if not checkpoint.is_file():
+            raise ReportError(f"--checkpoint {checkpoint} is not a file")
+    else:
+        checkpoint = root / "checkpoints" / "latest.pt"
+        if not checkpoint.is_file():
+            raise ReportError(f"{root} has no checkpoints/latest.pt yet: the report needs the trained networks")
     grids = sorted((root / "images").glob("artifacts_*.png"))
     return SpotRun(root, read_metrics(root / "metrics.jsonl"), checkpoint, grids[-1] if grids else None)

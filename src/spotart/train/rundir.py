@@ -13,6 +13,7 @@ import torch
 import yaml
 
 from ..config import CommonConfig, config_to_dict
+from ..outputs import OutputError, check_output_dir
 from . import distributed as dist_utils
 
 log = logging.getLogger("spotart")
@@ -30,8 +31,12 @@ class RunDir:
         self.images = self.root / "images"
         self._tb = None
         if self.enabled:
-            for path in (self.root, self.checkpoints, self.images):
-                path.mkdir(parents=True, exist_ok=True)
+            check_output_dir(self.root)  # a file, or a path under one: one clear line (the CLI checks first too)
+            try:
+                for path in (self.root, self.checkpoints, self.images):
+                    path.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise OutputError(f"cannot create the run directory {self.root}: {err.strerror or err}") from None
             if writer_enabled:
                 try:
                     from torch.utils.tensorboard import SummaryWriter

@@ -52,12 +52,12 @@ def start_session(cfg: CommonConfig, out: str, command: str, stage: str, resume:
     if cfg.deterministic:
         torch.use_deterministic_algorithms(True, warn_only=True)
     run = RunDir(out)
-    manager = CheckpointManager(run, cfg.keep_checkpoints)
+    manager = CheckpointManager(run, cfg.keep_checkpoints, cfg.snapshot_optimizer)
     resumed = None
     if resume:
         if not manager.latest.exists():
             raise CheckpointError(f"--resume: no checkpoint at {manager.latest} to resume from")
-        resumed = load_checkpoint(manager.latest, expect_stage=stage)
+        resumed = load_checkpoint(manager.latest, expect_stage=stage, for_resume=True)
         saved_size = resumed["config"]["image_size"]
         if saved_size != cfg.image_size:
             raise CheckpointError(
@@ -229,7 +229,7 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
                 run.save_grid(stage.grid_name, step, stage.grid(images, output))
             if step % cfg.checkpoint_every == 0 or last:
                 check_ranks_in_sync(stage.sync_modules, runtime.device, step)
-                session.checkpoints.save({**stage.payload(step), "wall_s": clock.seconds()}, step, periodic=True)
+                session.checkpoints.save({**stage.payload(step), "wall_s": clock.seconds()}, step, final=last)
         if out_of_time:
             log.info("%s: time budget of %.0f s spent at step %d of %d", stage.name, stage.max_seconds, step,
                      session.total_steps)

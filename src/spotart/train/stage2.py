@@ -48,6 +48,10 @@ def autoencoder_from_payload(payload: dict[str, Any], source: str, image_size: i
     if payload["stage"] == "autoencoder":
         state = payload["model"]
     elif payload["stage"] == "spot":
+        if "autoencoder" not in payload:  # a networks-only snapshot whose shared autoencoder.pt is not beside it
+            missing = payload.get("missing_parts", {}).get("autoencoder", "autoencoder.pt beside it")
+            raise CheckpointError(f"{source} keeps its frozen autoencoder in {missing}, which is missing: copy the "
+                                  "run's whole checkpoints/ folder, or use its latest.pt (which holds a copy)")
         state = payload["autoencoder"]
     else:
         raise CheckpointError(f"{source} holds no autoencoder (stage {payload['stage']!r})")
