@@ -22,6 +22,7 @@ value back to the host.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +31,8 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.ops import roi_align
+
+from .data import Augment
 
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale, which adjust_saturation blends with
 CROP_TRIES = 10  # Augment.crop_box: ten draws, then the central square
@@ -91,9 +94,8 @@ class DeviceAugment:
 
     @classmethod
     def from_config(cls, cfg: Any, rank: int = 0) -> DeviceAugment:
-        return cls(size=cfg.image_size, crop_scale=(cfg.crop_scale_min, 1.0), flip=cfg.flip,
-                   brightness_delta=cfg.brightness_delta, saturation_range=tuple(cfg.saturation_range),
-                   seed=cfg.seed, rank=rank)
+        # the CPU pipeline's parameters, read from the config in one place (data.Augment.from_config)
+        return cls(**dataclasses.asdict(Augment.from_config(cfg)), seed=cfg.seed, rank=rank)
 
     def generator_for(self, step: int, device: torch.device) -> torch.Generator:
         """The generator, seeded by (seed, rank, step) alone; seeding is host-side: it waits for nothing."""

@@ -156,6 +156,12 @@ class Augment:
     brightness_delta: float = 32 / 255
     saturation_range: tuple[float, float] = (0.5, 1.5)
 
+    @classmethod
+    def from_config(cls, cfg: Any) -> Augment:
+        """The augmentation a stage config (``CommonConfig``) asks for; the device augmentation takes it too."""
+        return cls(size=cfg.image_size, crop_scale=(cfg.crop_scale_min, 1.0), flip=cfg.flip,
+                   brightness_delta=cfg.brightness_delta, saturation_range=tuple(cfg.saturation_range))
+
     def crop_box(self, width: int, height: int, rng: random.Random) -> tuple[int, int, int, int]:
         """(top, left, h, w) as torchvision's RandomResizedCrop draws it, from a local RNG."""
         area = width * height
@@ -302,13 +308,7 @@ def training_loader(cfg: Any, rank: int = 0, world_size: int = 1, pin_memory: bo
                     ) -> tuple[DataLoader, SeededSampler, ImageSource]:
     """The augmented, shuffled training stream of a stage config (``CommonConfig``)."""
     source = open_source(cfg.data, cfg.data_root, cfg.stl10_split, cfg.download)
-    augment = Augment(
-        size=cfg.image_size,
-        crop_scale=(cfg.crop_scale_min, 1.0),
-        flip=cfg.flip,
-        brightness_delta=cfg.brightness_delta,
-        saturation_range=tuple(cfg.saturation_range),
-    )
+    augment = Augment.from_config(cfg)
     if getattr(cfg, "gpu_augment", False):  # the workers only decode; augment_device.DeviceAugment does the rest
         from .augment_device import Canvas, canvas_side
 

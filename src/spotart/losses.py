@@ -39,14 +39,18 @@ def discriminator_loss(
     """
     class_logits = torch.cat([real_out.class_logits, fake_out.class_logits]).float()
     batch = real_out.class_logits.shape[0]
-    targets = torch.cat(
-        [_labels(batch, REAL, class_logits.device), _labels(fake_out.class_logits.shape[0], FAKE, class_logits.device)]
-    )
+    targets = _real_then_fake_labels(batch, fake_out.class_logits.shape[0], class_logits.device)
     gan = F.cross_entropy(class_logits, targets)
     mask_logits = torch.cat([real_out.mask_logits, fake_out.mask_logits]).float()
     mask_target = torch.cat([torch.ones_like(real_out.mask_logits, dtype=torch.float32), keep_mask.float()])
     mask = F.binary_cross_entropy_with_logits(mask_logits, mask_target)
     return {"loss": gan + mask_weight * mask, "gan": gan, "mask": mask}
+
+
+def _real_then_fake_labels(real: int, fake: int, device: torch.device, flipped: bool = False) -> torch.Tensor:
+    """Class targets of a [real; fake] batch: REAL then FAKE, or the other way round when ``flipped``."""
+    first, second = (FAKE, REAL) if flipped else (REAL, FAKE)
+    return torch.cat([_labels(real, first, device), _labels(fake, second, device)])
 
 
 def repair_loss(
@@ -75,8 +79,8 @@ def flipped_label_loss(real_out: DiscriminatorOutput, fake_out: DiscriminatorOut
     Each fake weighs 1/(2B), half what the paper loss gives it; the real half reaches R only through C's
     train-mode BatchNorm, whose batch statistics are taken over [real; fake] together."""
     class_logits = torch.cat([real_out.class_logits, fake_out.class_logits]).float()
-    flipped = torch.cat([_labels(real_out.class_logits.shape[0], FAKE, class_logits.device),
-                         _labels(fake_out.class_logits.shape[0], REAL, class_logits.device)])
+    flipped = _real_then_fake_labels(real_out.class_logits.shape[0], fake_out.class_logits.shape[0],
+                                     class_logits.device, flipped=True)
     return F.cross_entropy(class_logits, flipped)
 
 
