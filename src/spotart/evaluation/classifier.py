@@ -15,7 +15,7 @@ from ..models import Trunk
 from ..models.discriminator import conv5_grid
 from ..train import distributed as dist_utils
 from ..train.device import Runtime
-from ..train.nonfinite import NonFiniteGuard
+from ..train.nonfinite import NonFiniteGuard, step_optimizer
 from .datasets import to_model_range
 
 
@@ -47,17 +47,22 @@ class TrunkClassifier(nn.Module):
 
 def classifier_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
                     runtime: Runtime, guard: NonFiniteGuard | None = None, step: int = 0) -> dict[str, float]:
-    """One cross-entropy step; returns the loss and the batch accuracy (a fraction, as training metrics are)."""
+    """One cross-entropy step; returns the loss and the batch accuracy (a fraction, as training metrics are) as
+    0-d tensors on the device, so that nothing in a step waits for it (callers read them back when they log)."""
+    norms = guard.protect(model) if guard is not None else None  # BatchNorm statistics, back if the step is skipped
     with runtime.autocast():
         logits = model(images)
     loss = F.cross_entropy(logits.float(), labels)
     optimizer.zero_grad(set_to_none=True)
-    if guard is None or guard.ok(step, {"loss": loss}):
+    run_update, skip = guard.admit(step, {"loss": loss}, norms) if guard is not None else (True, None)
+    if run_update:
         loss.backward()
         params = [p for p in model.parameters() if p.requires_grad]
         dist_utils.average_gradients(params)
-        optimizer.step()
-    return {"loss": float(loss.detach()), "acc": float((logits.argmax(1) == labels).float().mean())}
+        step_optimizer(optimizer, skip)
+        if norms is not None:
+            norms.settle()
+    return {"loss": loss.detach(), "acc": (logits.detach().argmax(1) == labels).float().mean()}
 
 
 @torch.no_grad()

@@ -88,7 +88,7 @@ def train_supervised(cfg: SupervisedConfig, out: str, resume: bool = False) -> P
         torch.manual_seed(cfg.seed + dist_utils.rank())
     log.info("supervised AlexNet: %.2fM parameters, %d classes", count_parameters(model) / 1e6, len(classes))
 
-    guard = NonFiniteGuard()
+    guard = NonFiniteGuard.for_device(runtime.device)  # deferred on CUDA: no host sync inside a step
 
     def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict[str, float], None]:
         return classifier_step(model, images, labels, optimizer, runtime, guard, index), None

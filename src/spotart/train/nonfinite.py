@@ -10,6 +10,13 @@ Two modes, chosen by ``NonFiniteGuard.for_device``:
   parameters, moments and step count untouched, and ``check()`` reads the counts back once per logged row.
   A non-finite update is never applied in either mode; in deferred mode, giving up after ``patience`` steps in
   a row happens at the next logged row rather than at once.
+
+A skipped step must leave no trace, and the forward pass has already moved every training-mode BatchNorm's
+running statistics towards the bad batch: one NaN batch would make them NaN, and every later eval-mode pass (the
+kNN monitor, probes, export) NaN with them. ``BatchNormSnapshot`` saves them before the forward pass, and
+``admit`` puts them back when the step is skipped. In deferred mode the verdict is only known on the device, and
+the statistics cannot change before backward (autograd saved them for it), so ``settle()``, at the end of the step,
+puts them back with a device-side select: no sync.
 """
 
 from __future__ import annotations
@@ -18,8 +25,41 @@ import logging
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 log = logging.getLogger("spotart")
+
+
+class BatchNormSnapshot:
+    """The running statistics of every BatchNorm in ``modules``, saved by ``save()`` before a forward pass, so that
+    a step the guard skips can put them back (``restore``)."""
+
+    def __init__(self, *modules: nn.Module) -> None:
+        norms = {id(norm): norm for module in modules for norm in module.modules()
+                 if isinstance(norm, nn.modules.batchnorm._BatchNorm) and norm.track_running_stats}
+        self.buffers = [buffer for norm in norms.values()
+                        for buffer in (norm.running_mean, norm.running_var, norm.num_batches_tracked)
+                        if buffer is not None]
+        self.saved = [buffer.clone() for buffer in self.buffers]
+        self.pending: torch.Tensor | None = None  # a deferred guard's skip flag, applied by settle()
+
+    def save(self) -> BatchNormSnapshot:
+        if self.buffers:
+            with torch.no_grad():
+                torch._foreach_copy_(self.saved, self.buffers)  # one fused copy, not one kernel per buffer
+        return self
+
+    def settle(self) -> None:
+        """At the end of a step (after backward and the optimiser): apply a deferred guard's verdict, if any."""
+        if self.pending is not None:
+            flag, self.pending = self.pending, None
+            self.restore(where=flag)
+
+    @torch.no_grad()
+    def restore(self, where: torch.Tensor | None = None) -> None:
+        """Put the saved statistics back; with ``where`` (a device-side 0-d flag, 1.0 = skip), only if it is set."""
+        for buffer, saved in zip(self.buffers, self.saved):
+            buffer.copy_(saved if where is None else torch.where(where > 0, saved, buffer))
 
 
 class NonFiniteGuard:
@@ -35,18 +75,36 @@ class NonFiniteGuard:
         self._last_bad: torch.Tensor | None = None  # step index of the last skipped step
         self._bad_losses: dict[tuple[str, ...], torch.Tensor] = {}  # per set of loss names: (L,) non-finite counts
         self._first_step: int | None = None
+        self._snapshots: dict[tuple[int, ...], BatchNormSnapshot] = {}
 
     @classmethod
     def for_device(cls, device: torch.device, patience: int = 20) -> NonFiniteGuard:
         """Deferred on CUDA (no host synchronisation inside a step), immediate elsewhere."""
         return cls(patience, deferred=device.type == "cuda")
 
-    def admit(self, step: int, losses: dict[str, torch.Tensor]) -> tuple[bool, torch.Tensor | None]:
+    def admit(self, step: int, losses: dict[str, torch.Tensor], batchnorm: BatchNormSnapshot | None = None,
+              ) -> tuple[bool, torch.Tensor | None]:
         """``(run_the_update, skip_flag)`` for a step: immediate guards decide now (the flag is None); deferred
-        ones always run the update and hand ``step_optimizer`` a device-side flag that drops it if non-finite."""
+        ones always run the update and hand ``step_optimizer`` a device-side flag that drops it if non-finite.
+        ``batchnorm``, saved before the step's forward pass, is put back when the step is skipped: at once by an
+        immediate guard, by ``batchnorm.settle()`` at the end of the step for a deferred one."""
         if self.deferred:
-            return True, self.skip_flag(step, losses)
-        return self.ok(step, losses), None
+            flag = self.skip_flag(step, losses)
+            if batchnorm is not None:
+                batchnorm.pending = flag
+            return True, flag
+        run_update = self.ok(step, losses)
+        if not run_update and batchnorm is not None:
+            batchnorm.restore()
+        return run_update, None
+
+    def protect(self, *modules: nn.Module) -> BatchNormSnapshot:
+        """Before a step's forward pass: the BatchNorm statistics of ``modules``, saved, to hand to ``admit``
+        (the snapshot's buffers are allocated once per set of modules and refilled each step)."""
+        key = tuple(id(module) for module in modules)
+        if key not in self._snapshots:
+            self._snapshots[key] = BatchNormSnapshot(*modules)
+        return self._snapshots[key].save()
 
     # ------------------------------------------------------------------------------------------- immediate
     def ok(self, step: int, losses: dict[str, torch.Tensor]) -> bool:

@@ -54,16 +54,19 @@ def rotnet_step(
     """One optimiser step on the four rotations of ``images``: cross-entropy over the 4 rotation classes."""
     rotated, labels = all_rotations(images)
     rotated = rotated.contiguous(memory_format=runtime.memory_format)
+    norms = guard.protect(model) if guard is not None else None
     with runtime.autocast():
         logits = forward(rotated)
     loss = F.cross_entropy(logits.float(), labels)
     losses = {"loss": loss}
     optimizer.zero_grad(set_to_none=True)
-    run_update, skip = guard.admit(step, losses) if guard is not None else (True, None)
+    run_update, skip = guard.admit(step, losses, norms) if guard is not None else (True, None)
     if run_update:
         loss.backward()
         dist_utils.average_gradients([p for p in model.parameters() if p.requires_grad])
         step_optimizer(optimizer, skip)
+        if norms is not None:
+            norms.settle()
     correct = logits.detach().argmax(1) == labels
     return {"loss": loss.detach(), "rot_acc": correct.float().mean()}
 

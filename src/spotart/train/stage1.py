@@ -34,12 +34,13 @@ def autoencoder_step(
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One optimiser step; returns the losses and the reconstructions. ``cfg`` (with ``model`` the AutoEncoder
     module itself) adds the official optimiser details it asks for (bias-gradient factor, TF's epsilon)."""
+    norms = guard.protect(model) if guard is not None and isinstance(model, torch.nn.Module) else None
     with runtime.autocast():
         recon = model(images)
     losses = autoencoder_loss(recon, images, recon_weight)
     optimizer.zero_grad(set_to_none=True)
     # on CUDA the guard's verdict stays on the device (no sync in a step): step_optimizer drops a bad update there
-    run_update, skip = guard.admit(step, losses) if guard is not None else (True, None)
+    run_update, skip = guard.admit(step, losses, norms) if guard is not None else (True, None)
     if not run_update:
         return losses, recon.detach()
     losses["loss"].backward()
@@ -50,6 +51,8 @@ def autoencoder_step(
         if cfg.tf_adam_epsilon:
             use_tf_adam_epsilon(optimizer, cfg.adam_eps)
     step_optimizer(optimizer, skip)
+    if norms is not None:
+        norms.settle()
     return losses, recon.detach()
 
 

@@ -118,6 +118,8 @@ def spot_step(
     update_repair = (
         models.opt_r is not None and step >= cfg.warmup_steps and step % cfg.repair_every == 0
     )
+    # C's and R's BatchNorm statistics, put back if the guard skips this step
+    norms = guard.protect(models.discriminator, models.generator) if guard is not None else None
     with runtime.autocast():
         if not update_repair:
             with torch.no_grad():  # R is not updated this step: no graph through the decoder
@@ -145,7 +147,7 @@ def spot_step(
     if models.opt_r is not None:
         models.opt_r.zero_grad(set_to_none=True)
     # on CUDA the guard's verdict stays on the device (no sync in a step): step_optimizer drops a bad update there
-    run_update, skip = guard.admit(step, losses) if guard is not None else (True, None)
+    run_update, skip = guard.admit(step, losses, norms) if guard is not None else (True, None)
     if run_update:
         c_params = [p for p in disc.parameters() if p.requires_grad]
         # Both backward passes before either optimiser step: stepping C first would change the weights
@@ -160,6 +162,8 @@ def spot_step(
             dist_utils.average_gradients(models.repair_params)
             _official_optimiser_details(models.opt_r, gen.repair, cfg)
             step_optimizer(models.opt_r, skip)
+        if norms is not None:
+            norms.settle()
     return StepResult(losses, metrics, generated, fake_out.mask_logits.detach(), update_repair)
 
 
