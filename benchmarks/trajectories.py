@@ -13,7 +13,9 @@ Stage 2's clock starts at 0 like RotNet's: ``--offset LABEL=SECONDS`` (or ``LABE
         --run "RotNet=WORK/rotnet_equal_time/run" --run "full method=WORK/full/run" \\
         --offset "full method=WORK/autoencoder/run" --random-init WORK/knn_random.json
 
-Prints, per label and layer, the start, best and last top-1 (mean over the label's runs).
+Prints, per label and layer, the start, best and last top-1 (mean over the label's runs). ``--table OUT.md`` also
+writes every run's kNN rows as a markdown table, with the pretext task's accuracies logged at the same steps
+(stage 2: ``disc_acc``, ``mask_acc``, ``mask_acc_fake``; RotNet: ``rot_acc``) and the training minutes.
 """
 
 from __future__ import annotations
@@ -148,6 +150,36 @@ def summary(runs: list[Run], layers: tuple[str, ...], reference: dict[str, float
     return lines
 
 
+ACCURACIES = ("disc_acc", "mask_acc", "mask_acc_fake", "rot_acc")  # the pretext tasks' logged accuracies
+
+
+def table(runs: list[Run], layers: tuple[str, ...]) -> list[str]:
+    """Markdown: one line per kNN row of each run (label, seed folder, step, training minutes, kNN per layer) with
+    the accuracies of the training row logged at that step ("-" where none was, as at step 0)."""
+    accuracy_keys = [key for key in ACCURACIES if any(key in row for run in runs for row in _rows(run.folder))]
+    lines = ["| row | run | step | minutes | " + " | ".join(f"kNN {layer}" for layer in layers) + " | "
+             + " | ".join(f"`{key}`" for key in accuracy_keys) + " |",
+             "|---|---|---:|---:|" + "---:|" * (len(layers) + len(accuracy_keys))]
+    for run in runs:
+        rows = _rows(run.folder)
+        trained = {row["step"]: row for row in rows if any(key in row for key in ACCURACIES)}
+        for row in rows:
+            if not any(f"knn_{layer}" in row for layer in layers):
+                continue
+            logged = trained.get(row["step"], {})
+            knn = [f"{row[f'knn_{layer}']:.1f}" if f"knn_{layer}" in row else "-" for layer in layers]
+            accuracies = [f"{logged[key]:.2f}" if key in logged else "-" for key in accuracy_keys]
+            minutes = f"{row['wall_s'] / 60:.1f}" if "wall_s" in row else "-"
+            lines.append(f"| {run.label} | {run.folder.parent.name if run.folder.name == 'run' else run.folder.name} "
+                         f"| {row['step']} | {minutes} | " + " | ".join(knn + accuracies) + " |")
+    return lines
+
+
+def _rows(folder: Path) -> list[dict]:
+    path = folder if folder.name == "metrics.jsonl" else folder / "metrics.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:
     out = []
     for item in items:
@@ -171,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
                         "the stage-1 run of a stage-2 row)")
     parser.add_argument("--x", choices=("wall", "step"), default="wall", help="x axis (default wall: wall_s)")
     parser.add_argument("--title", default="", help="figure title")
+    parser.add_argument("--table", help="also write the kNN rows and the accuracies beside them as a markdown table")
     args = parser.parse_args(argv)
     try:
         layers = tuple(layer.strip() for layer in args.layers.split(",") if layer.strip())
@@ -185,6 +218,8 @@ def main(argv: list[str] | None = None) -> int:
             raise TrajectoryError(f"--offset names a label no --run has: {', '.join(sorted(unknown))}")
         reference = random_reference(Path(args.random_init).expanduser(), layers) if args.random_init else None
         draw(runs, layers, Path(args.out), x_key, reference, args.title)
+        if args.table:
+            Path(args.table).write_text("\n".join(table(runs, layers)) + "\n")
     except (TrajectoryError, ValueError, OSError) as err:
         print(f"trajectories: error: {err}", file=sys.stderr)
         return 2

@@ -80,3 +80,22 @@ def test_bad_folders_are_one_clear_line(tmp_path, trajectories, capsys, problem,
     err = capsys.readouterr().err.strip()
     assert err.startswith("trajectories: error:") and message in err and "\n" not in err
     assert not (tmp_path / "t.png").exists()
+
+
+def test_table_lists_each_knn_row_with_the_accuracies_logged_at_that_step(tmp_path, trajectories):
+    spot = _fake_run(tmp_path / "official" / "run", 40.0, 0.1, 6.0)
+    rows = [json.loads(line) for line in (spot / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        if "loss" in row:
+            row.update(disc_acc=0.5 + row["step"] / 100, mask_acc=0.7, mask_acc_fake=0.4)
+    (spot / "metrics.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    table = tmp_path / "table.md"
+    assert trajectories.main(["--run", f"official={spot}", "--out", str(tmp_path / "t.png"),
+                              "--table", str(table)]) == 0
+    lines = table.read_text().splitlines()
+    assert lines[0] == ("| row | run | step | minutes | kNN conv2 | kNN conv3 | kNN conv5 | `disc_acc` | `mask_acc` "
+                        "| `mask_acc_fake` |")
+    assert len(lines) == 2 + 5  # header, rule, steps 0, 10, 20, 30, 40
+    assert lines[2] == "| official | official | 0 | 0.0 | 40.0 | 41.0 | 42.0 | - | - | - |"  # no training row at 0
+    # step 20: kNN 40 + 0.1 * 20 = 42 on conv2; 120 s of training; disc_acc 0.5 + 0.2
+    assert lines[4] == "| official | official | 20 | 2.0 | 42.0 | 43.0 | 44.0 | 0.70 | 0.70 | 0.40 |"
