@@ -63,7 +63,7 @@ def _box_stats(boxes: torch.Tensor, height: int, width: int) -> dict[str, torch.
 
 
 def test_crop_boxes_are_drawn_as_the_cpu_pipeline_draws_them():
-    cpu_aug, dev_aug = Augment(96), DeviceAugment(96)
+    cpu_aug, dev_aug = Augment(96), DeviceAugment(Augment(96))
     for height, width in ((96, 96), (60, 150), (12, 200)):  # square, wide, and so thin that most tries fail
         cpu = torch.tensor([cpu_aug.crop_box(width, height, random.Random(seed)) for seed in range(3000)],
                            dtype=torch.float64)  # (top, left, h, w)
@@ -84,7 +84,7 @@ def test_the_whole_pipeline_matches_the_cpu_distribution():
     with torch_threads(1):
         cpu = torch.stack([cpu_aug(img, seed) for img in images for seed in range(DRAWS)])
         canvas, extents = _canvases(images, 96, DRAWS)
-        dev = DeviceAugment(96)(canvas, extents, step=0)
+        dev = DeviceAugment(Augment(96))(canvas, extents, step=0)
     assert dev.shape == cpu.shape and dev.dtype == torch.float32
     assert dev.min() >= -1 and dev.max() <= 1
     cpu_stats, dev_stats = _stats(cpu), _stats(dev)
@@ -101,7 +101,7 @@ def test_images_larger_than_the_canvas_keep_their_crop_distribution():
     """A 200x150 image on a 96 canvas: the crop is drawn in the original's pixels, then mapped onto the canvas."""
     image = _photo_like(150, 200, seed=5)
     cpu_aug = Augment(64, brightness_delta=0, saturation_range=(1.0, 1.0), flip=False)
-    dev_aug = DeviceAugment(64, brightness_delta=0, saturation_range=(1.0, 1.0), flip=False)
+    dev_aug = DeviceAugment(Augment(64, brightness_delta=0, saturation_range=(1.0, 1.0), flip=False))
     with torch_threads(1):
         cpu = torch.stack([cpu_aug(image, seed) for seed in range(DRAWS)])
         canvas, extents = _canvases([image], 96, DRAWS)
@@ -114,8 +114,8 @@ def test_images_larger_than_the_canvas_keep_their_crop_distribution():
 
 def test_with_every_random_part_off_the_image_comes_back_unchanged():
     image = _photo_like(40, 40, seed=1)
-    identity = DeviceAugment(40, crop_scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, brightness_delta=0,
-                             saturation_range=(1.0, 1.0))
+    identity = DeviceAugment(Augment(40, crop_scale=(1.0, 1.0), ratio=(1.0, 1.0), flip=False, brightness_delta=0,
+                                     saturation_range=(1.0, 1.0)))
     canvas, extents = _canvases([image], 64, 2)  # the image fills 40x40 of a 64x64 canvas
     out = identity(canvas, extents, step=0)
     expected = TF.pil_to_tensor(image).float().div(127.5).sub(1)
@@ -125,7 +125,7 @@ def test_with_every_random_part_off_the_image_comes_back_unchanged():
 def test_a_fixed_crop_is_resampled_as_torchvision_resizes_it(monkeypatch):
     image = _photo_like(96, 96, seed=2)
     pixels = TF.pil_to_tensor(image)
-    plain = DeviceAugment(64, flip=False, brightness_delta=0, saturation_range=(1.0, 1.0))
+    plain = DeviceAugment(Augment(64, flip=False, brightness_delta=0, saturation_range=(1.0, 1.0)))
     canvas, extents = _canvases([image], 96, 2)
     for top, left, h, w in ((10, 20, 40, 30), (0, 0, 96, 90)):  # enlarged, then shrunk
         monkeypatch.setattr(plain, "crop_boxes",
@@ -139,11 +139,11 @@ def test_a_fixed_crop_is_resampled_as_torchvision_resizes_it(monkeypatch):
 
 def test_parameters_depend_on_the_step_alone():
     canvas, extents = _canvases([_photo_like(48, 48, seed=3)], 48, 4)
-    augment = DeviceAugment(32)
+    augment = DeviceAugment(Augment(32))
     first, again, other = augment(canvas, extents, 7), augment(canvas, extents, 7), augment(canvas, extents, 8)
     assert torch.equal(first, again) and not torch.equal(first, other)
     assert not torch.equal(first[0], first[1]), "each image of a batch draws its own parameters"
-    assert not torch.equal(DeviceAugment(32, rank=1)(canvas, extents, 7), first), "ranks draw differently"
+    assert not torch.equal(DeviceAugment(Augment(32), rank=1)(canvas, extents, 7), first), "ranks draw differently"
 
 
 class _NoHostSync:
@@ -169,7 +169,7 @@ class _NoHostSync:
 
 def test_the_device_augmentation_reads_nothing_back(monkeypatch):
     canvas, extents = _canvases([_photo_like(40, 56, seed=4)], 64, 3)
-    augment = DeviceAugment(32)
+    augment = DeviceAugment(Augment(32))
     with _NoHostSync(monkeypatch):
         out = augment(canvas, extents, step=1)
     assert out.shape == (3, 3, 32, 32)

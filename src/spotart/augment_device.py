@@ -22,7 +22,6 @@ value back to the host.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -80,22 +79,17 @@ class Canvas:
 
 @dataclass
 class DeviceAugment:
-    """``data.Augment`` on a batch of canvases, with per-image parameters (see the module docstring)."""
+    """``data.Augment`` on a batch of canvases, with per-image parameters (see the module docstring). It holds the
+    CPU pipeline's own ``Augment``, so that the two read their ranges from one place and cannot drift apart."""
 
-    size: int
-    crop_scale: tuple[float, float] = (0.33, 1.0)
-    ratio: tuple[float, float] = (3 / 4, 4 / 3)
-    flip: bool = True
-    brightness_delta: float = 32 / 255
-    saturation_range: tuple[float, float] = (0.5, 1.5)
+    params: Augment  # size, crop_scale, ratio, flip, brightness_delta, saturation_range
     seed: int = 0
     rank: int = 0
     _generator: torch.Generator | None = field(default=None, init=False, repr=False, compare=False)
 
     @classmethod
     def from_config(cls, cfg: Any, rank: int = 0) -> DeviceAugment:
-        # the CPU pipeline's parameters, read from the config in one place (data.Augment.from_config)
-        return cls(**dataclasses.asdict(Augment.from_config(cfg)), seed=cfg.seed, rank=rank)
+        return cls(Augment.from_config(cfg), seed=cfg.seed, rank=rank)
 
     def generator_for(self, step: int, device: torch.device) -> torch.Generator:
         """The generator, seeded by (seed, rank, step) alone; seeding is host-side: it waits for nothing."""
@@ -111,9 +105,9 @@ class DeviceAugment:
         batch, device = extents.shape[0], extents.device
         height, width = extents[:, 0:1].double(), extents[:, 1:2].double()  # (B, 1)
         uniform = torch.rand(batch, CROP_TRIES, 2, generator=generator, device=device, dtype=torch.float64)
-        lo, hi = self.crop_scale
+        lo, hi = self.params.crop_scale
         target = height * width * (lo + (hi - lo) * uniform[..., 0])
-        log_lo, log_hi = math.log(self.ratio[0]), math.log(self.ratio[1])
+        log_lo, log_hi = math.log(self.params.ratio[0]), math.log(self.params.ratio[1])
         aspect = torch.exp(log_lo + (log_hi - log_lo) * uniform[..., 1])
         w = torch.round(torch.sqrt(target * aspect))  # round half to even, as Python's round
         h = torch.round(torch.sqrt(target / aspect))
@@ -139,16 +133,16 @@ class DeviceAugment:
         scale_x = extents[:, 3].float() / extents[:, 1].float()
         index = torch.arange(batch, device=device, dtype=torch.float32)
         rois = torch.stack([index, left * scale_x, top * scale_y, (left + w) * scale_x, (top + h) * scale_y], dim=1)
-        out = roi_align(canvas.float(), rois, (self.size, self.size), spatial_scale=1.0, sampling_ratio=-1,
-                        aligned=True)
+        size = self.params.size
+        out = roi_align(canvas.float(), rois, (size, size), spatial_scale=1.0, sampling_ratio=-1, aligned=True)
         out = out.round_().clamp_(0, 255).div_(255.0)  # (B, 3, size, size) in [0, 1], on 8-bit levels
         draws = torch.rand(batch, 3, generator=generator, device=device)  # flip, brightness, saturation
-        if self.flip:
+        if self.params.flip:
             out = torch.where((draws[:, 0] < 0.5).view(-1, 1, 1, 1), out.flip(-1), out)
-        if self.brightness_delta > 0:
-            delta = (2 * draws[:, 1] - 1) * self.brightness_delta
+        if self.params.brightness_delta > 0:
+            delta = (2 * draws[:, 1] - 1) * self.params.brightness_delta
             out = (out + delta.view(-1, 1, 1, 1)).clamp_(0.0, 1.0)
-        lo, hi = self.saturation_range
+        lo, hi = self.params.saturation_range
         if (lo, hi) != (1.0, 1.0):
             factor = (lo + (hi - lo) * draws[:, 2]).view(-1, 1, 1, 1)
             red, green, blue = GREY_WEIGHTS  # Python numbers: no host-to-device copy

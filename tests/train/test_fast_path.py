@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from spotart.config import AEConfig, SpotConfig, build_config
-from spotart.data import training_loader
+from spotart.data import Augment, training_loader
 from spotart.models import AutoEncoder
 from spotart.train.device import Runtime
 from spotart.train.nonfinite import NonFiniteGuard, step_optimizer
@@ -142,7 +142,7 @@ def test_on_cuda_steps_and_the_device_augmentation_never_synchronise():
     images = runtime.to_device(torch.rand(8, 3, 64, 64) * 2 - 1)
     canvas = torch.randint(0, 256, (8, 3, 80, 80), dtype=torch.uint8, device="cuda")
     extents = torch.tensor([[80, 80, 80, 80]] * 8, device="cuda")
-    augment = DeviceAugment(64)
+    augment = DeviceAugment(Augment(64))
     step(), autoencoder_step(model, images, optimizer, runtime, 30.0, ae_guard, 0), augment(canvas, extents, 0)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
