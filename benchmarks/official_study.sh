@@ -12,31 +12,39 @@
 #   bash benchmarks/official_study.sh                    # the study (imagenette-64: 64 px, batch 64, 1,000 steps)
 #   PRESET=tiny WORK=/tmp/study bash benchmarks/official_study.sh   # a check of every invocation, in seconds
 #
-# Notes. The official rows run in fp32 (the preset's precision), the paper and small_scale rows under the default
-# precision (bf16 autocast where the CPU has AMX), so their wall times are not comparable. The shared stage 1 is the
-# reproduce driver's (PyTorch init), the same for every row; configs/official_stl10_ae.yaml is not used here.
+# Notes. The official rows run in bf16 (`precision=auto`, the variant `official_bf16` and the rows built on it):
+# fp32 costs 2.6-4x the time on a CPU, and FIDELITY.md ranks bf16 (D5) low-to-medium; one row (`official_fp32`)
+# measures what fp32 changes. The shared stage 1 is the reproduce driver's (PyTorch init), the same for every row;
+# configs/official_stl10_ae.yaml is not used here. KNN_MAX_TRAIN/KNN_MAX_VAL are the monitor's subsets (RESULTS.md
+# used 2000/1000). Times measured on an idle 2-core AMD EPYC (RESULTS.md): stage 1 4.7 min, a bf16 stage-2 row about
+# 16 min (fp32: 2.6-4x), a probe under half a minute; the script trains 12 stage-2 rows and probes 6 random inits.
 set -euo pipefail
 
 PRESET=${PRESET:-imagenette-64}
 WORK=${WORK:-benchmarks/runs/reproduce-$PRESET}
 if [ "$PRESET" = tiny ]; then KNN_VAL=${KNN_VAL:-$WORK/data/val}; else KNN_VAL=${KNN_VAL:-../shared/data/imagenette-96/val}; fi
-KNN_EVERY=${KNN_EVERY:-200}
+KNN_EVERY=${KNN_EVERY:-100}
+KNN_MAX_TRAIN=${KNN_MAX_TRAIN:-2000}
+KNN_MAX_VAL=${KNN_MAX_VAL:-1000}
 SPOTART=${SPOTART:-python -m spotart}
 OFFICIAL=configs/official_stl10.yaml
 
 reproduce() {
-    $SPOTART reproduce --preset "$PRESET" --work "$WORK" --set "knn_val=$KNN_VAL" --set "knn_every=$KNN_EVERY" "$@"
+    $SPOTART reproduce --preset "$PRESET" --work "$WORK" --set "knn_val=$KNN_VAL" --set "knn_every=$KNN_EVERY" \
+      --set "knn_max_train=$KNN_MAX_TRAIN" --set "knn_max_val=$KNN_MAX_VAL" "$@"
 }
 
+BF16=config=$OFFICIAL,precision=auto
 # the first four rows: two seeds each
 reproduce --models full --seeds 0,1                                                   # the paper's defaults
 reproduce --variant small_scale:config=configs/small_scale.yaml --seeds 0,1          # configs/small_scale.yaml
-reproduce --variant official:config=$OFFICIAL --seeds 0,1                            # the official preset
-reproduce --variant official_centred:config=$OFFICIAL,disc_padding=centred --seeds 0,1  # ... with the centred grid
+reproduce --variant official_bf16:$BF16 --seeds 0,1                                  # the official preset (bf16)
+reproduce --variant official_bf16_centred:$BF16,disc_padding=centred --seeds 0,1     # ... with the centred grid
 # the official preset with each of the top three differences reverted to this project's default: one seed each
-reproduce --variant official_paper_loss:config=$OFFICIAL,repair_loss=paper           # D1+D2: R's objective
-reproduce --variant official_identity_repair:config=$OFFICIAL,repair_init=identity   # D3: R's init
-reproduce --variant official_pytorch_disc:config=$OFFICIAL,disc_init=default         # D4: C's init
+reproduce --variant official_paper_loss:$BF16,repair_loss=paper                      # D1+D2: R's objective
+reproduce --variant official_identity_repair:$BF16,repair_init=identity              # D3: R's init
+reproduce --variant official_pytorch_disc:$BF16,disc_init=default                    # D4: C's init
+reproduce --variant official_fp32:config=$OFFICIAL                                   # D5: the preset as it is, fp32
 # the networks the rows start from: PyTorch's init (symmetric padding), the official init (TF SAME padding), and the
 # official init with the centred grid; probes only, two seeds each
 reproduce --models random --seeds 0,1
