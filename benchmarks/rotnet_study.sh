@@ -8,9 +8,11 @@
 # Settings (environment variables):
 #   PRESETS    presets to run, in order (default "cifar-quick imagenette-64")
 #   SEEDS      seeds of every row (default 0,1)
-#   EQUAL_TO   the stage-2 row RotNet is matched against, images and time (default full; a variant already run in
-#              the work folder works too, e.g. the best setting of the official-code study)
+#   EQUAL_TO   the stage-2 row RotNet is matched against, images and time (default official_bf16, the best setting
+#              of the official-code study: configs/official_stl10.yaml in bf16; `full` for the paper's defaults)
+#   VARIANT    how EQUAL_TO is defined when it is a variant (default: official_bf16's definition; empty for `full`)
 #   KNN_EVERY  steps between kNN evaluations (default 100)
+#   KNN_MAX_TRAIN, KNN_MAX_VAL  the monitor's memory and query subsets (default 2000 and 1000, as in RESULTS.md)
 #   WORK_ROOT  where the work folders go (default benchmarks/runs): WORK_ROOT/reproduce-PRESET, shared with other
 #              studies of the same preset, so a finished row is reused, not trained again
 #   RESULTS    where the tables and charts go (default benchmarks/results; tiny: its work folder)
@@ -28,8 +30,12 @@ cd "$(dirname "$0")/.."
 PY=${PY:-python}
 PRESETS=${PRESETS:-"cifar-quick imagenette-64"}
 SEEDS=${SEEDS:-0,1}
-EQUAL_TO=${EQUAL_TO:-full}
+EQUAL_TO=${EQUAL_TO:-official_bf16}
+if [ "$EQUAL_TO" = official_bf16 ]; then default_variant="official_bf16:config=configs/official_stl10.yaml,precision=auto"; else default_variant=""; fi
+VARIANT=${VARIANT-$default_variant}
 KNN_EVERY=${KNN_EVERY:-100}
+KNN_MAX_TRAIN=${KNN_MAX_TRAIN:-2000}
+KNN_MAX_VAL=${KNN_MAX_VAL:-1000}
 WORK_ROOT=${WORK_ROOT:-benchmarks/runs}
 
 for preset in $PRESETS; do
@@ -41,14 +47,16 @@ for preset in $PRESETS; do
     tiny)          data=$work/data;                   val=$data/val;  size=32; results=${RESULTS:-$work/results} ;;
     *) echo "rotnet_study.sh: no data settings for preset $preset (cifar-quick, imagenette-64, tiny)" >&2; exit 2 ;;
   esac
-  knn=(--set "knn_val=$val" --set "knn_every=$KNN_EVERY")
+  knn=(--set "knn_val=$val" --set "knn_every=$KNN_EVERY" --set "knn_max_train=$KNN_MAX_TRAIN" --set "knn_max_val=$KNN_MAX_VAL")
+  variant=(); [ -n "$VARIANT" ] && variant=(--variant "$VARIANT")
 
   # 1. the reference row, RotNet at its images and RotNet for its time, every seed; each probed on conv1..conv5
   $PY -m spotart reproduce --preset "$preset" --work "$work" --results "$results" --seeds "$SEEDS" \
-    --models "$EQUAL_TO,rotnet,rotnet_equal_time" --equal-time-to "$EQUAL_TO" "${knn[@]}"
+    "${variant[@]}" --models "$EQUAL_TO,rotnet,rotnet_equal_time" --equal-time-to "$EQUAL_TO" "${knn[@]}"
 
-  # 2. random inits on the kNN monitor's own subsets (seed 0's: knn_max_train 5000, knn_max_val 2000 by default)
+  # 2. random inits on the kNN monitor's own subsets (the same KNN_MAX_TRAIN and KNN_MAX_VAL)
   $PY benchmarks/knn_checkpoints.py --train "$data/train" --val "$val" --image-size "$size" --random-seeds 0,1,2 \
+    --max-train "$KNN_MAX_TRAIN" --max-val "$KNN_MAX_VAL" \
     --json "$work/knn_random.json"
 
   # 3. one chart: kNN top-1 against wall time, RotNet (equal time) and the reference row, stage 1 counted before it
