@@ -41,6 +41,7 @@ class Run:
     label: str
     folder: Path
     points: dict[str, list[tuple[float, float]]]  # layer -> [(x, top-1 %)], in step order
+    rows: list[dict]  # every row of its metrics.jsonl (``--table`` reads the accuracies from them)
 
 
 def read_run(label: str, folder: Path, layers: tuple[str, ...], x_key: str, offset: float = 0.0) -> Run:
@@ -67,7 +68,7 @@ def read_run(label: str, folder: Path, layers: tuple[str, ...], x_key: str, offs
     if missing:
         raise TrajectoryError(f"{path}: no knn_{missing[0]} rows (train with --set knn_val=DIR for the kNN monitor, "
                               f"--set knn_layers=... for its layers)")
-    return Run(label, folder, points)
+    return Run(label, folder, points, rows)
 
 
 def offset_seconds(value: str) -> float:
@@ -156,14 +157,13 @@ ACCURACIES = ("disc_acc", "mask_acc", "mask_acc_fake", "rot_acc")  # the pretext
 def table(runs: list[Run], layers: tuple[str, ...]) -> list[str]:
     """Markdown: one line per kNN row of each run (label, seed folder, step, training minutes, kNN per layer) with
     the accuracies of the training row logged at that step ("-" where none was, as at step 0)."""
-    accuracy_keys = [key for key in ACCURACIES if any(key in row for run in runs for row in _rows(run.folder))]
+    accuracy_keys = [key for key in ACCURACIES if any(key in row for run in runs for row in run.rows)]
     lines = ["| row | run | step | minutes | " + " | ".join(f"kNN {layer}" for layer in layers) + " | "
              + " | ".join(f"`{key}`" for key in accuracy_keys) + " |",
              "|---|---|---:|---:|" + "---:|" * (len(layers) + len(accuracy_keys))]
     for run in runs:
-        rows = _rows(run.folder)
-        trained = {row["step"]: row for row in rows if any(key in row for key in ACCURACIES)}
-        for row in rows:
+        trained = {row["step"]: row for row in run.rows if any(key in row for key in ACCURACIES)}
+        for row in run.rows:
             if not any(f"knn_{layer}" in row for layer in layers):
                 continue
             logged = trained.get(row["step"], {})
@@ -173,11 +173,6 @@ def table(runs: list[Run], layers: tuple[str, ...]) -> list[str]:
             lines.append(f"| {run.label} | {run.folder.parent.name if run.folder.name == 'run' else run.folder.name} "
                          f"| {row['step']} | {minutes} | " + " | ".join(knn + accuracies) + " |")
     return lines
-
-
-def _rows(folder: Path) -> list[dict]:
-    path = folder if folder.name == "metrics.jsonl" else folder / "metrics.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _pairs(items: list[str], flag: str) -> list[tuple[str, str]]:

@@ -46,7 +46,7 @@ class TrunkClassifier(nn.Module):
 
 
 def classifier_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-                    runtime: Runtime, guard: NonFiniteGuard | None = None, step: int = 0) -> dict[str, float]:
+                    runtime: Runtime, guard: NonFiniteGuard | None = None, step: int = 0) -> dict[str, torch.Tensor]:
     """One cross-entropy step; returns the loss and the batch accuracy (a fraction, as training metrics are) as
     0-d tensors on the device, so that nothing in a step waits for it (callers read them back when they log)."""
     norms = guard.protect(model) if guard is not None else None  # BatchNorm statistics, back if the step is skipped

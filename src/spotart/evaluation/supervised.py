@@ -90,7 +90,7 @@ def train_supervised(cfg: SupervisedConfig, out: str, resume: bool = False) -> P
 
     guard = NonFiniteGuard.for_device(runtime.device)  # deferred on CUDA: no host sync inside a step
 
-    def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict[str, float], None]:
+    def step(images: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[dict[str, torch.Tensor], None]:
         return classifier_step(model, images, labels, optimizer, runtime, guard, index), None
 
     model.train()
