@@ -1,0 +1,128 @@
+#!/usr/bin/env python3
+"""Probe gains over random init, per layer and seed, from ``spotart reproduce``'s ``RESULTS/<name>-seeds.json``.
+
+A gain is measured against the network a row started from: the random-init row of the same init scheme, at the
+same seed, in the same file (so in the same work folder, on the same machine). Each ``--row NAME=RANDOM`` names a
+trained row and its random-init row; rows missing from a file are skipped, so several files (study sessions) can
+be given at once and each row is read from the file that has it.
+
+    python benchmarks/gains.py \\
+        --seeds-json benchmarks/results/reproduce-imagenette64-seeds.json \\
+        --seeds-json benchmarks/results/reproduce-imagenette64-session2-seeds.json \\
+        --row official_bf16=random_official --row official_bf16_centred=random_official_centred
+
+Prints a markdown table: per row and seed, the five gains and the best layer's; then, per row, the mean gain of
+each layer over its seeds and the best-layer gain as mean ± sample standard deviation (``n/a`` for one seed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+
+
+class GainsError(ValueError):
+    """Input that names a row or random row this script cannot pair: the message says which and where."""
+
+
+@dataclass(frozen=True)
+class SeedGain:
+    row: str
+    seed: str
+    source: str  # the file both probes came from
+    gains: dict[str, float]  # layer -> top-1 points over the random init at the same seed
+
+    @property
+    def best_layer(self) -> str:
+        return max(self.gains, key=self.gains.__getitem__)
+
+
+def load(path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise GainsError(f"{path}: no such file (reproduce writes RESULTS/<name>-seeds.json)") from None
+    except json.JSONDecodeError as error:
+        raise GainsError(f"{path}: not JSON ({error})") from None
+    if not isinstance(data, dict):
+        raise GainsError(f"{path}: expected {{row: {{seed: {{layer: top-1}}}}}}")
+    return data
+
+
+def seed_gains(files: dict[str, dict], pairs: list[tuple[str, str]]) -> list[SeedGain]:
+    """Every (row, seed) found in some file, paired with the random row at that seed in the same file."""
+    found = []
+    for row, random_row in pairs:
+        hits = 0
+        for source, table in files.items():
+            if row not in table:
+                continue
+            if random_row not in table:
+                raise GainsError(f"{source}: has {row} but not its random-init row {random_row}")
+            for seed, probe in table[row].items():
+                reference = table[random_row].get(seed)
+                if reference is None:
+                    raise GainsError(f"{source}: {random_row} has no seed {seed} (probe it with --seeds {seed})")
+                found.append(SeedGain(row, seed, source,
+                                      {layer: probe[layer] - reference[layer] for layer in probe}))
+                hits += 1
+        if not hits:
+            raise GainsError(f"row {row} is in none of {', '.join(files)}")
+    return found
+
+
+def points(value: float, signed: bool = True) -> str:
+    """One decimal, halves rounded away from zero: the files hold two decimals, so a gain of 4.05 is exact and
+    reads +4.1, as a hand computation would round it (binary floats would give +4.0)."""
+    rounded = Decimal(str(round(value, 2))).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{rounded:+}" if signed else f"{rounded}"
+
+
+def markdown(found: list[SeedGain]) -> str:
+    layers = list(found[0].gains)
+    lines = ["| row | seed | " + " | ".join(layers) + " | best layer |",
+             "|---|---:|" + "---:|" * len(layers) + "---|"]
+    for gain in found:
+        cells = " | ".join(points(gain.gains[layer]) for layer in layers)
+        lines.append(f"| {gain.row} | {gain.seed} | {cells} | {gain.best_layer} {points(gain.gains[gain.best_layer])} |")
+    lines += ["", "| row | seeds | " + " | ".join(f"mean {layer}" for layer in layers)
+              + " | best-layer gain, mean ± sd |", "|---|---:|" + "---:|" * len(layers) + "---|"]
+    for row in dict.fromkeys(gain.row for gain in found):
+        runs = [gain for gain in found if gain.row == row]
+        means = {layer: statistics.fmean(run.gains[layer] for run in runs) for layer in layers}
+        best = [run.gains[run.best_layer] for run in runs]
+        spread = f" ± {points(statistics.stdev(best), signed=False)}" if len(best) > 1 else " ± n/a"
+        cells = " | ".join(points(means[layer]) for layer in layers)
+        lines.append(f"| {row} | {len(runs)} | {cells} | {points(statistics.fmean(best))}{spread} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds-json", action="append", required=True, type=Path,
+                        help="reproduce's RESULTS/<name>-seeds.json (repeat: each row is read where it is)")
+    parser.add_argument("--row", action="append", required=True, metavar="NAME=RANDOM",
+                        help="a trained row and the random-init row it started from")
+    args = parser.parse_args(argv)
+    try:
+        pairs = []
+        for pair in args.row:
+            row, sep, random_row = pair.partition("=")
+            if not sep or not row or not random_row:
+                raise GainsError(f"--row {pair!r}: expected NAME=RANDOM, e.g. official_bf16=random_official")
+            pairs.append((row, random_row))
+        files = {str(path): load(path) for path in args.seeds_json}
+        print(markdown(seed_gains(files, pairs)), end="")
+    except GainsError as error:
+        print(f"gains.py: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
