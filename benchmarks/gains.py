@@ -89,7 +89,8 @@ def markdown(found: list[SeedGain]) -> str:
              "|---|---:|" + "---:|" * len(layers) + "---|"]
     for gain in found:
         cells = " | ".join(points(gain.gains[layer]) for layer in layers)
-        lines.append(f"| {gain.row} | {gain.seed} | {cells} | {gain.best_layer} {points(gain.gains[gain.best_layer])} |")
+        best = f"{gain.best_layer} {points(gain.gains[gain.best_layer])}"
+        lines.append(f"| {gain.row} | {gain.seed} | {cells} | {best} |")
     lines += ["", "| row | seeds | " + " | ".join(f"mean {layer}" for layer in layers)
               + " | best-layer gain, mean ± sd |", "|---|---:|" + "---:|" * len(layers) + "---|"]
     for row in dict.fromkeys(gain.row for gain in found):
