@@ -4,7 +4,8 @@
 A gain is measured against the network a row started from: the random-init row of the same init scheme, at the
 same seed, in the same file (so in the same work folder, on the same machine). Each ``--row NAME=RANDOM`` names a
 trained row and its random-init row; rows missing from a file are skipped, so several files (study sessions) can
-be given at once and each row is read from the file that has it.
+be given at once and each row is read from the file that has it. A row and seed found in several files is read from
+the first one given (the later copy, a repeat, is named on stderr).
 
     python benchmarks/gains.py \\
         --seeds-json benchmarks/results/reproduce-imagenette64-seeds.json \\
@@ -65,6 +66,11 @@ def seed_gains(files: dict[str, dict], pairs: list[tuple[str, str]]) -> list[See
             if random_row not in table:
                 raise GainsError(f"{source}: has {row} but not its random-init row {random_row}")
             for seed, probe in table[row].items():
+                if any(gain.row == row and gain.seed == seed for gain in found):
+                    # a repeat (e.g. a cross-machine check): the first file given holds the row's measurement
+                    print(f"gains.py: {row} seed {seed} is also in {source}; using the earlier file's",
+                          file=sys.stderr)
+                    continue
                 reference = table[random_row].get(seed)
                 if reference is None:
                     raise GainsError(f"{source}: {random_row} has no seed {seed} (probe it with --seeds {seed})")

@@ -51,6 +51,16 @@ def test_gains_pair_each_seed_with_the_random_row_of_the_same_file(gains, tmp_pa
     assert "| trained | 2 | +1.5 | +1.5 | +1.5 | +1.5 | +3.5 | +3.5 ± 0.7 |" in lines
 
 
+def test_a_repeated_row_and_seed_is_read_from_the_first_file(gains, tmp_path, capsys):
+    first = _write(tmp_path / "a.json", {"random": {"0": _probe(1, 1, 1, 1, 1)}, "row": {"0": _probe(2, 2, 2, 2, 2)}})
+    repeat = _write(tmp_path / "b.json", {"random": {"0": _probe(1, 1, 1, 1, 1)}, "row": {"0": _probe(5, 5, 5, 5, 5)}})
+    assert gains.main(["--seeds-json", str(first), "--seeds-json", str(repeat), "--row", "row=random"]) == 0
+    captured = capsys.readouterr()
+    assert "| row | 0 | +1.0 | +1.0 | +1.0 | +1.0 | +1.0 | conv1 +1.0 |" in captured.out
+    assert "| row | 1 |" in captured.out  # the summary counts one seed, not two
+    assert "row seed 0 is also in" in captured.err and "b.json" in captured.err
+
+
 def test_one_seed_has_no_spread(gains, tmp_path, capsys):
     path = _write(tmp_path / "a.json", {"random": {"0": _probe(1, 1, 1, 1, 1)}, "row": {"0": _probe(1, 3, 1, 1, 1)}})
     assert gains.main(["--seeds-json", str(path), "--row", "row=random"]) == 0
