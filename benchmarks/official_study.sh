@@ -17,12 +17,15 @@
 # measures what fp32 changes. The shared stage 1 is the reproduce driver's (PyTorch init), the same for every row;
 # configs/official_stl10_ae.yaml is not used here. KNN_MAX_TRAIN/KNN_MAX_VAL are the monitor's subsets (RESULTS.md
 # used 2000/1000). Times measured on an idle 2-core AMD EPYC (RESULTS.md): stage 1 4.7 min, a bf16 stage-2 row about
-# 16 min (fp32: 2.6-4x), a probe under half a minute; the script trains 12 stage-2 rows and probes 6 random inits.
+# 16 min (fp32: 2.6-4x), a probe under half a minute; the script trains 12 stage-2 rows and probes 8 random inits,
+# then prints the gains (benchmarks/gains.py; RESULTS_DIR: the tables' folder, default benchmarks/results, tiny: WORK/results;
+# PY: the Python that runs gains.py).
 set -euo pipefail
 
 PRESET=${PRESET:-imagenette-64}
 WORK=${WORK:-benchmarks/runs/reproduce-$PRESET}
 if [ "$PRESET" = tiny ]; then KNN_VAL=${KNN_VAL:-$WORK/data/val}; else KNN_VAL=${KNN_VAL:-../shared/data/imagenette-96/val}; fi
+if [ "$PRESET" = tiny ]; then RESULTS_DIR=${RESULTS_DIR:-$WORK/results}; else RESULTS_DIR=${RESULTS_DIR:-benchmarks/results}; fi
 KNN_EVERY=${KNN_EVERY:-100}
 KNN_MAX_TRAIN=${KNN_MAX_TRAIN:-2000}
 KNN_MAX_VAL=${KNN_MAX_VAL:-1000}
@@ -30,8 +33,8 @@ SPOTART=${SPOTART:-python -m spotart}
 OFFICIAL=configs/official_stl10.yaml
 
 reproduce() {
-    $SPOTART reproduce --preset "$PRESET" --work "$WORK" --set "knn_val=$KNN_VAL" --set "knn_every=$KNN_EVERY" \
-      --set "knn_max_train=$KNN_MAX_TRAIN" --set "knn_max_val=$KNN_MAX_VAL" "$@"
+    $SPOTART reproduce --preset "$PRESET" --work "$WORK" --results "$RESULTS_DIR" --set "knn_val=$KNN_VAL" \
+      --set "knn_every=$KNN_EVERY" --set "knn_max_train=$KNN_MAX_TRAIN" --set "knn_max_val=$KNN_MAX_VAL" "$@"
 }
 
 BF16=config=$OFFICIAL,precision=auto
@@ -50,3 +53,13 @@ reproduce --variant official_fp32:config=$OFFICIAL                              
 reproduce --models random --seeds 0,1
 reproduce --variant random_official:init=random,config=$OFFICIAL --seeds 0,1
 reproduce --variant random_official_centred:init=random,config=$OFFICIAL,disc_padding=centred --seeds 0,1
+# the network official_pytorch_disc starts from: PyTorch's init with the preset's TF SAME padding
+reproduce --variant random_official_pytorch_disc:init=random,config=$OFFICIAL,disc_init=default --seeds 0,1
+
+# gains per layer and seed, each row against the random init it started from (same scheme, seed and work folder)
+RESULTS_NAME=$([ "$PRESET" = tiny ] && echo reproduce || echo reproduce-imagenette64)
+${PY:-python} benchmarks/gains.py --seeds-json "$RESULTS_DIR/$RESULTS_NAME-seeds.json" \
+  --row full=random --row small_scale=random --row official_bf16=random_official \
+  --row official_bf16_centred=random_official_centred --row official_paper_loss=random_official \
+  --row official_identity_repair=random_official --row official_pytorch_disc=random_official_pytorch_disc \
+  --row official_fp32=random_official
