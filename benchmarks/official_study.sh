@@ -16,8 +16,8 @@
 # fp32 costs 2.6-4x the time on a CPU, and FIDELITY.md ranks bf16 (D5) low-to-medium; one row (`official_fp32`)
 # measures what fp32 changes. The shared stage 1 is the reproduce driver's (PyTorch init), the same for every row;
 # configs/official_stl10_ae.yaml is not used here. KNN_MAX_TRAIN/KNN_MAX_VAL are the monitor's subsets (RESULTS.md
-# used 2000/1000). Times measured on an idle 2-core AMD EPYC (RESULTS.md): stage 1 4.7 min, a bf16 stage-2 row about
-# 16 min (fp32: 2.6-4x), a probe under half a minute; the script trains 12 stage-2 rows and probes 8 random inits,
+# used 2000/1000). Times measured on idle 2-core machines (RESULTS.md): stage 1 4.7 min on an AMD EPYC, 2.5 min on an
+# Intel Xeon with AMX; a bf16 stage-2 row about 16 and 11 min; a probe under half a minute; the script trains 12 stage-2 rows and probes 8 random inits,
 # then prints the gains (benchmarks/gains.py; RESULTS_DIR: the tables' folder, default benchmarks/results, tiny: WORK/results;
 # PY: the Python that runs gains.py).
 set -euo pipefail
