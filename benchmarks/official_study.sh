@@ -10,7 +10,7 @@
 # from step 0 every KNN_EVERY steps; WORK/timing.json the wall time of each row's training and probe.
 #
 #   bash benchmarks/official_study.sh                    # the study (imagenette-64: 64 px, batch 64, 1,000 steps)
-#   PRESET=tiny WORK=/tmp/study bash benchmarks/official_study.sh   # a check of every invocation, in seconds
+#   PRESET=tiny WORK=/tmp/study bash benchmarks/official_study.sh   # a check of every invocation (minutes: 25 reproduce rows)
 #
 # Notes. The official rows run in bf16 (`precision=auto`, the variant `official_bf16` and the rows built on it):
 # fp32 costs 2.6-4x the time on a CPU, and FIDELITY.md ranks bf16 (D5) low-to-medium; one row (`official_fp32`)
