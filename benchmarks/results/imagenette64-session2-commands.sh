@@ -23,6 +23,7 @@ reproduce --models full --seeds 1
 reproduce --variant official_paper_loss:$BF16,repair_loss=paper
 reproduce --variant official_identity_repair:$BF16,repair_init=identity
 reproduce --variant official_pytorch_disc:$BF16,disc_init=default
+reproduce --variant random_official_pytorch_disc:init=random,config=$OFFICIAL,disc_init=default   # the network official_pytorch_disc starts from
 reproduce --variant official_bf16:$BF16 --models rotnet --seeds 1 --equal-time-to official_bf16   # issue 13: RotNet equal images, seed 1
 reproduce --variant official_fp32:config=$OFFICIAL
 echo ALL DONE
