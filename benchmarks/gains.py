@@ -35,7 +35,6 @@ class GainsError(ValueError):
 class SeedGain:
     row: str
     seed: str
-    source: str  # the file both probes came from
     gains: dict[str, float]  # layer -> top-1 points over the random init at the same seed
 
     @property
@@ -59,14 +58,14 @@ def seed_gains(files: dict[str, dict], pairs: list[tuple[str, str]]) -> list[See
     """Every (row, seed) found in some file, paired with the random row at that seed in the same file."""
     found = []
     for row, random_row in pairs:
-        hits = 0
+        seeds_read: set[str] = set()
         for source, table in files.items():
             if row not in table:
                 continue
             if random_row not in table:
                 raise GainsError(f"{source}: has {row} but not its random-init row {random_row}")
             for seed, probe in table[row].items():
-                if any(gain.row == row and gain.seed == seed for gain in found):
+                if seed in seeds_read:
                     # a repeat (e.g. a cross-machine check): the first file given holds the row's measurement
                     print(f"gains.py: {row} seed {seed} is also in {source}; using the earlier file's",
                           file=sys.stderr)
@@ -74,10 +73,9 @@ def seed_gains(files: dict[str, dict], pairs: list[tuple[str, str]]) -> list[See
                 reference = table[random_row].get(seed)
                 if reference is None:
                     raise GainsError(f"{source}: {random_row} has no seed {seed} (probe it with --seeds {seed})")
-                found.append(SeedGain(row, seed, source,
-                                      {layer: probe[layer] - reference[layer] for layer in probe}))
-                hits += 1
-        if not hits:
+                found.append(SeedGain(row, seed, {layer: probe[layer] - reference[layer] for layer in probe}))
+                seeds_read.add(seed)
+        if not seeds_read:
             raise GainsError(f"row {row} is in none of {', '.join(files)}")
     return found
 

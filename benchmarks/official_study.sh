@@ -10,22 +10,27 @@
 # from step 0 every KNN_EVERY steps; WORK/timing.json the wall time of each row's training and probe.
 #
 #   bash benchmarks/official_study.sh                    # the study (imagenette-64: 64 px, batch 64, 1,000 steps)
-#   PRESET=tiny WORK=/tmp/study bash benchmarks/official_study.sh   # a check of every invocation (minutes: 25 reproduce rows)
+#   PRESET=tiny WORK=/tmp/study bash benchmarks/official_study.sh   # a check of every invocation (minutes)
 #
 # Notes. The official rows run in bf16 (`precision=auto`, the variant `official_bf16` and the rows built on it):
 # fp32 costs 2.6-4x the time on a CPU, and FIDELITY.md ranks bf16 (D5) low-to-medium; one row (`official_fp32`)
 # measures what fp32 changes. The shared stage 1 is the reproduce driver's (PyTorch init), the same for every row;
 # configs/official_stl10_ae.yaml is not used here. KNN_MAX_TRAIN/KNN_MAX_VAL are the monitor's subsets (RESULTS.md
-# used 2000/1000). Times measured on idle 2-core machines (RESULTS.md): stage 1 4.7 min on an AMD EPYC, 2.5 min on an
-# Intel Xeon with AMX; a bf16 stage-2 row about 16 and 11 min; a probe under half a minute; the script trains 12 stage-2 rows and probes 8 random inits,
-# then prints the gains (benchmarks/gains.py; RESULTS_DIR: the tables' folder, default benchmarks/results, tiny: WORK/results;
-# PY: the Python that runs gains.py).
+# used 2000/1000). Times measured on idle 2-core machines (RESULTS.md): stage 1 4.7 min on an AMD EPYC, 2.5 min on
+# an Intel Xeon with AMX; a bf16 stage-2 row about 16 and 11 min; a probe under half a minute. The script trains 12
+# stage-2 rows and probes 8 random inits, then prints the gains (benchmarks/gains.py). RESULTS_DIR: the tables'
+# folder (default benchmarks/results; tiny: WORK/results); PY: the Python that runs gains.py.
 set -euo pipefail
 
 PRESET=${PRESET:-imagenette-64}
 WORK=${WORK:-benchmarks/runs/reproduce-$PRESET}
-if [ "$PRESET" = tiny ]; then KNN_VAL=${KNN_VAL:-$WORK/data/val}; else KNN_VAL=${KNN_VAL:-../shared/data/imagenette-96/val}; fi
-if [ "$PRESET" = tiny ]; then RESULTS_DIR=${RESULTS_DIR:-$WORK/results}; else RESULTS_DIR=${RESULTS_DIR:-benchmarks/results}; fi
+if [ "$PRESET" = tiny ]; then  # reproduce's own defaults for the tiny preset: toy data and tables in the work folder
+  KNN_VAL=${KNN_VAL:-$WORK/data/val}
+  RESULTS_DIR=${RESULTS_DIR:-$WORK/results}
+else
+  KNN_VAL=${KNN_VAL:-../shared/data/imagenette-96/val}
+  RESULTS_DIR=${RESULTS_DIR:-benchmarks/results}
+fi
 KNN_EVERY=${KNN_EVERY:-100}
 KNN_MAX_TRAIN=${KNN_MAX_TRAIN:-2000}
 KNN_MAX_VAL=${KNN_MAX_VAL:-1000}
@@ -57,8 +62,9 @@ reproduce --variant random_official_centred:init=random,config=$OFFICIAL,disc_pa
 reproduce --variant random_official_pytorch_disc:init=random,config=$OFFICIAL,disc_init=default --seeds 0,1
 
 # gains per layer and seed, each row against the random init it started from (same scheme, seed and work folder)
-RESULTS_NAME=$([ "$PRESET" = tiny ] && echo reproduce || echo reproduce-imagenette64)
-${PY:-python} benchmarks/gains.py --seeds-json "$RESULTS_DIR/$RESULTS_NAME-seeds.json" \
+PY=${PY:-python}
+RESULTS_NAME=$($PY -c "from spotart.evaluation.reproduce import PRESETS; print(PRESETS['$PRESET'].results_name)")
+$PY benchmarks/gains.py --seeds-json "$RESULTS_DIR/$RESULTS_NAME-seeds.json" \
   --row full=random --row small_scale=random --row official_bf16=random_official \
   --row official_bf16_centred=random_official_centred --row official_paper_loss=random_official \
   --row official_identity_repair=random_official --row official_pytorch_disc=random_official_pytorch_disc \

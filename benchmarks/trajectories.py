@@ -29,7 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DEFAULT_LAYERS = ("conv2", "conv3", "conv5")
-COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
+# matplotlib's tab10, in an order that keeps the first pairs far apart; labels past ten reuse colours
+COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
 
 
 class TrajectoryError(ValueError):

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import pytest
@@ -16,6 +19,25 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 IMAGENETTE_TRAIN = SHARED_DATA / "imagenette-96" / "train"
 IMAGENETTE_VAL = SHARED_DATA / "imagenette-96" / "val"
 CIFAR_TRAIN = SHARED_DATA / "cifar10" / "train"
+
+
+def load_benchmark(name: str) -> ModuleType:
+    """``benchmarks/<name>.py`` as a module (the scripts are not a package), registered in ``sys.modules``:
+    dataclasses look their module up there."""
+    spec = importlib.util.spec_from_file_location(name, REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@contextmanager
+def benchmark_module(name: str) -> Iterator[ModuleType]:
+    """:func:`load_benchmark` for the length of a block (a module-scoped fixture), then out of ``sys.modules``."""
+    try:
+        yield load_benchmark(name)
+    finally:
+        sys.modules.pop(name, None)
 
 
 @contextmanager

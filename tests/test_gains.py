@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import pytest
 
-from .helpers import REPO
-
-SCRIPT = REPO / "benchmarks" / "gains.py"
+from .helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def gains():
-    spec = importlib.util.spec_from_file_location("gains", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gains"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("gains", None)
+    with benchmark_module("gains") as module:
+        yield module
 
 
 def _probe(*top1):

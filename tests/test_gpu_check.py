@@ -3,7 +3,6 @@ that the check runs on a GPU machine (nccl and SyncBatchNorm), skipped without C
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import math
 import os
@@ -15,17 +14,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from .helpers import REPO, write_images
+from .helpers import REPO, load_benchmark, write_images
 
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 
 
 def _gpu_check_module():
-    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_check")
 
 
 def test_steps_are_sized_from_the_measured_rate_and_clamped():

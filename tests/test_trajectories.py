@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from .helpers import REPO
-
-SCRIPT = REPO / "benchmarks" / "trajectories.py"
+from .helpers import benchmark_module
 
 
 @pytest.fixture(scope="module")
 def trajectories():
-    spec = importlib.util.spec_from_file_location("trajectories", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["trajectories"] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    yield module
-    sys.modules.pop("trajectories", None)
+    with benchmark_module("trajectories") as module:
+        yield module
 
 
 def _fake_run(folder, start, slope, seconds_per_step, layers=("conv2", "conv3", "conv5"), wall=True):
