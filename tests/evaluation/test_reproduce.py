@@ -196,6 +196,8 @@ def test_rotnet_rows_match_the_reference_rows_images_time_and_trunk_at_each_seed
     command = (work / "rotnet_equal_time" / "run" / "command.txt").read_text()
     args = build_parser().parse_args(shlex.split(command)[1:])  # the recorded command is one the CLI takes
     assert args.command == "train-rotnet" and "max_seconds=" in command
+    keys = [pair.partition("=")[0] for pair in args.set]  # the --set knn_* keys, in the reference's config too, once
+    assert len(keys) == len(set(keys)) and f"knn_val={work / 'data' / 'val'}" in args.set
     assert list(json.loads((results / "reproduce.json").read_text())) == ["rotnet", "rotnet_equal_time", "normal"]
 
 

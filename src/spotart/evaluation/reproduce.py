@@ -265,11 +265,14 @@ class Reproduction:
 
         known = {field.name for field in dataclasses.fields(RotNetConfig)} - {"steps", "epochs", "seed", "max_seconds"}
         reference = self.reference_config(seed)
-        pairs = [f"{key}={_setting(value)}" for key, value in reference.items() if key in known]
-        # this command's --set keys last: a reference trained earlier without the kNN monitor still gives a monitored
-        # RotNet when knn_val is given now
-        pairs += [pair for pair in self.spot_set if pair.partition("=")[0].strip().replace("-", "_") in known]
-        pairs.append(f"seed={seed}")
+        settings = {key: f"{key}={_setting(value)}" for key, value in reference.items() if key in known}
+        # this command's --set keys win: a reference trained earlier without the kNN monitor still gives a monitored
+        # RotNet when knn_val is given now; one pair per key keeps the logged command readable
+        for pair in self.spot_set:
+            key = pair.partition("=")[0].strip().replace("-", "_")
+            if key in known:
+                settings[key] = pair
+        pairs = [*settings.values(), f"seed={seed}"]
         if spec.kind == "rotnet":
             return [*pairs, f"steps={reference['steps']}"]
         seconds, _ = self.time_budget(seed)
