@@ -70,13 +70,15 @@ for preset in $PRESETS; do
     --max-train "$KNN_MAX_TRAIN" --max-val "$KNN_MAX_VAL" \
     --json "$work/knn_random.json"
 
-  # 3. one chart: kNN top-1 against wall time, RotNet (equal time) and the reference row, stage 1 counted before it
+  # 3. one chart and its table: kNN top-1 against wall time, RotNet (equal time) and the reference row, stage 1
+  #    counted before it
   runs=()
   for seed in ${SEEDS//,/ }; do
     suffix=$([ "$seed" = 0 ] && echo "" || echo "-seed$seed")
     runs+=(--run "RotNet=$work/rotnet_equal_time$suffix/run" --run "$EQUAL_TO=$work/$EQUAL_TO$suffix/run")
   done
-  $PY benchmarks/trajectories.py --out "$results/trajectories-$preset.png" "${runs[@]}" \
+  $PY benchmarks/trajectories.py --out "$results/trajectories-$preset.png" --table "$results/trajectories-$preset.md" \
+    "${runs[@]}" \
     --offset "$EQUAL_TO=$work/autoencoder/run" --random-init "$work/knn_random.json" \
     --title "kNN top-1 against training time, $preset (seeds $SEEDS)"
 

@@ -31,7 +31,7 @@ from typing import Any
 import torch
 
 from spotart import bench
-from spotart.config import RotNetConfig, build_config, config_from_dict
+from spotart.config import ROTNET_SHARED_KEYS, RotNetConfig, build_config, config_from_dict, config_to_dict
 from spotart.models import AutoEncoder, RotNet
 from spotart.train.nonfinite import NonFiniteGuard
 from spotart.train.optimisation import make_adam
@@ -58,17 +58,17 @@ def build_parts(config: str | None, set_pairs: list[str], images: torch.Tensor, 
     size, batch = images.shape[-1], images.shape[0]
     pairs = [*set_pairs, f"image_size={size}", f"batch_size={batch}", "steps=1000"]
     spot_cfg = build_config("train-spot", config, pairs)
-    # RotNet takes every key of the stage-2 config that it has (optimiser, schedule, precision, the trunk's init and
-    # padding), as reproduce's RotNet rows do
-    shared = {field.name for field in dataclasses.fields(RotNetConfig)} & set(dataclasses.asdict(spot_cfg))
-    rotnet_cfg = config_from_dict("train-rotnet", {key: getattr(spot_cfg, key) for key in shared})
+    # RotNet takes the stage-2 config's keys that it has, as reproduce's RotNet rows do
+    spot_values = config_to_dict(spot_cfg)
+    shared = {key: spot_values[key] for key in ROTNET_SHARED_KEYS & spot_values.keys()}
+    rotnet_cfg = config_from_dict("train-rotnet", shared)
     runtime = bench._runtime(spot_cfg.precision, spot_cfg.channels_last, device)
     x = runtime.to_device(images)
 
     models = build_models(spot_cfg, AutoEncoder(), runtime)
     models.generator.train()
     models.discriminator.train()
-    generate = models.generate if models.generate is not None else models.generator
+    generate = models.forward_generator
     mask_generator = torch.Generator(device=runtime.device).manual_seed(0)
     guard = NonFiniteGuard.for_device(runtime.device)
     # spot_step updates R at step s when s >= warmup_steps and s % repair_every == 0: at step 0 that is whether

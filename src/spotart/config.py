@@ -146,6 +146,11 @@ class RotNetConfig(MonitorConfig):
     disc_padding: str = "symmetric"
 
 
+# What a RotNet run beside a stage-2 row takes from that row's config: every key the two share (data, augmentation,
+# optimiser and schedule, precision, the kNN monitor's, the trunk's init and padding), but not its own budget and seed
+ROTNET_SHARED_KEYS = frozenset(field.name for field in fields(RotNetConfig)) - {"steps", "epochs", "seed",
+                                                                               "max_seconds"}
+
 _CONFIG_CLASSES = {"train-ae": AEConfig, "train-spot": SpotConfig, "train-rotnet": RotNetConfig}
 
 _CHOICES: dict[str, tuple[str, ...]] = {
@@ -368,6 +373,7 @@ __all__ = [
     "MonitorConfig",
     "CommonConfig",
     "ConfigError",
+    "ROTNET_SHARED_KEYS",
     "RotNetConfig",
     "SpotConfig",
     "build_config",

@@ -36,7 +36,6 @@ Two ways to go beyond one run per row, both kept in the work folder so that late
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import os
@@ -54,7 +53,7 @@ from typing import Any
 import torch
 import yaml
 
-from ..config import ConfigError, build_config, config_to_dict
+from ..config import ROTNET_SHARED_KEYS, ConfigError, build_config, config_to_dict
 from ..train.device import cpu_has_fast_bf16
 from .errors import EvaluationError
 from .linear import LinearSettings
@@ -261,16 +260,13 @@ class Reproduction:
         """train-rotnet keys of a RotNet row: every key of the reference row's config that RotNet has (data,
         augmentation, optimiser, precision, the kNN monitor's, the trunk's init and padding; the stage-2 keys mean
         nothing to it), then the row's budget: the reference's steps, or its time with an unreachable step count."""
-        from ..config import RotNetConfig
-
-        known = {field.name for field in dataclasses.fields(RotNetConfig)} - {"steps", "epochs", "seed", "max_seconds"}
         reference = self.reference_config(seed)
-        settings = {key: f"{key}={_setting(value)}" for key, value in reference.items() if key in known}
+        settings = {key: f"{key}={_setting(value)}" for key, value in reference.items() if key in ROTNET_SHARED_KEYS}
         # this command's --set keys win: a reference trained earlier without the kNN monitor still gives a monitored
         # RotNet when knn_val is given now; one pair per key keeps the logged command readable
         for pair in self.spot_set:
             key = pair.partition("=")[0].strip().replace("-", "_")
-            if key in known:
+            if key in ROTNET_SHARED_KEYS:
                 settings[key] = pair
         pairs = [*settings.values(), f"seed={seed}"]
         if spec.kind == "rotnet":

@@ -76,6 +76,11 @@ class SpotModels:
     generate: Callable[..., GeneratedBatch] | None = None  # the generator, compiled when asked (None: as it is)
 
     @property
+    def forward_generator(self) -> Callable[..., GeneratedBatch]:
+        """The generator as a step calls it: compiled when asked, else as it is."""
+        return self.generate if self.generate is not None else self.generator
+
+    @property
     def repair_params(self) -> list[torch.nn.Parameter]:
         return [] if self.generator.repair is None else list(self.generator.repair.parameters())
 
@@ -113,7 +118,7 @@ def spot_step(
     mask_generator: torch.Generator | None = None, guard: NonFiniteGuard | None = None,
 ) -> StepResult:
     """One joint step of C and R from a single forward pass."""
-    gen = models.generate if models.generate is not None else models.generator
+    gen = models.forward_generator
     disc = models.discriminator
     update_repair = (
         models.opt_r is not None and step >= cfg.warmup_steps and step % cfg.repair_every == 0
