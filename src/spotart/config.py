@@ -74,6 +74,9 @@ class AEConfig(CommonConfig):
     decay_output_bias: bool = False  # L2 also on D5's bias, as officially (AutoEncoder.py:25); ours: weights only
     tf_adam_epsilon: bool = False  # eps placed as TF's Adam places it (MultiGPUTrainer.py:50; D10); ours: PyTorch's
     bias_grad_factor: float = 1.0  # official: 2, bias gradients doubled (AETrainer.py:41-43; D11)
+    # the decoder's bilinear x2 (D15): half_pixel (ours so far: PyTorch's F.interpolate) | tf_legacy (official,
+    # layers.py:38: TF1's resize_images without half-pixel centres); stage 2 takes it from the stage-1 checkpoint
+    decoder_upsampling: str = "half_pixel"
 
 
 @dataclass
@@ -162,6 +165,7 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "repair_loss": ("paper", "paper_plus_c", "official"),
     "disc_padding": ("symmetric", "tf_same", "centred"),
     "ae_init": ("default", "official"),
+    "decoder_upsampling": ("half_pixel", "tf_legacy"),
     "stl10_split": ("unlabeled", "train", "test", "train+unlabeled"),
 }
 

@@ -9,6 +9,12 @@ blocks between them without copying the frozen weights.
 ``AutoEncoder(init="official")`` draws every conv as the official code does (``AutoEncoder.py:17,26``: TF variance
 scaling, FAN_AVG, factor 2, truncated normal; D5's bias zero, slim's default); ``default`` keeps PyTorch's
 (FIDELITY.md D14).
+
+``upsampling`` is the decoder's bilinear x2 (FIDELITY.md D15): ``half_pixel`` (PyTorch's ``F.interpolate``, this
+project's default so far) or ``tf_legacy``, TF1's ``tf.image.resize_images(..., BILINEAR)`` as the official decoder
+calls it (``layers.py:38``: no half-pixel centres, out[2m] = in[m], out[2m+1] = (in[m] + in[m+1]) / 2, the last row
+and column repeated), which ``F.interpolate`` does not offer. A decoder trained in one convention and run in the
+other gives other images: the convention is part of the checkpoint's config (``decoder_upsampling``).
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ LEAK = 0.2
 ENCODER_WIDTHS = (32, 64, 128, 256, 512)
 DECODER_WIDTHS = (256, 128, 64, 32)
 INITS = ("default", "official")
+UPSAMPLINGS = ("half_pixel", "tf_legacy")
 
 
 def conv_bn_lrelu(in_ch: int, out_ch: int, kernel: int, stride: int, padding: int) -> nn.Sequential:
@@ -59,16 +66,41 @@ class Encoder(nn.Module):
         return feats
 
 
+def tf_legacy_upsample2x(h: torch.Tensor) -> torch.Tensor:
+    """TF1's legacy bilinear x2 of (B, C, H, W): source coordinate = destination / 2, so even outputs copy an input
+    and odd ones average it with the next (the last repeats). Computed as TF's CPU kernel computes it, along the
+    width first, then the height, each as ``a + (b - a) * lerp``, so that it agrees with TF to the last bit."""
+
+    def along(x: torch.Tensor, dim: int) -> torch.Tensor:
+        size = x.shape[dim]
+        following = torch.cat([x.narrow(dim, 1, size - 1), x.narrow(dim, size - 1, 1)], dim)
+        between = x + (following - x) * 0.5
+        return torch.stack([x, between], dim=dim + 1).flatten(dim, dim + 1)
+
+    out = along(along(h, 3), 2)
+    if not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
+        out = out.contiguous(memory_format=torch.channels_last)
+    return out
+
+
+def upsample2x(h: torch.Tensor, upsampling: str) -> torch.Tensor:
+    if upsampling == "tf_legacy":
+        return tf_legacy_upsample2x(h)
+    return F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
+
+
 class DecoderStage(nn.Module):
     """Bilinear x2 upsampling, then conv3x3 + BN + LeakyReLU."""
 
-    def __init__(self, in_ch: int, out_ch: int) -> None:
+    def __init__(self, in_ch: int, out_ch: int, upsampling: str = "half_pixel") -> None:
         super().__init__()
+        if upsampling not in UPSAMPLINGS:
+            raise ValueError(f"unknown decoder upsampling {upsampling!r}: use one of {', '.join(UPSAMPLINGS)}")
+        self.upsampling = upsampling
         self.block = conv_bn_lrelu(in_ch, out_ch, 3, 1, 1)
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
-        h = F.interpolate(h, scale_factor=2, mode="bilinear", align_corners=False)
-        return self.block(h)
+        return self.block(upsample2x(h, self.upsampling))
 
 
 class Decoder(nn.Module):
@@ -77,11 +109,12 @@ class Decoder(nn.Module):
     ``stages`` are D1..D4 and ``to_rgb`` is D5; ``repair.RepairingDecoder`` calls them one by one.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, upsampling: str = "half_pixel") -> None:
         super().__init__()
         widths = (ENCODER_WIDTHS[-1],) + DECODER_WIDTHS
-        self.stages = nn.ModuleList(DecoderStage(widths[i], widths[i + 1]) for i in range(4))
+        self.stages = nn.ModuleList(DecoderStage(widths[i], widths[i + 1], upsampling) for i in range(4))
         self.to_rgb = nn.Conv2d(DECODER_WIDTHS[-1], 3, 3, padding=1)
+        self.upsampling = upsampling
 
     def forward(self, phi: torch.Tensor) -> torch.Tensor:
         h = phi
@@ -91,12 +124,12 @@ class Decoder(nn.Module):
 
 
 class AutoEncoder(nn.Module):
-    def __init__(self, init: str = "default") -> None:
+    def __init__(self, init: str = "default", upsampling: str = "half_pixel") -> None:
         super().__init__()
         if init not in INITS:
             raise ValueError(f"unknown autoencoder init {init!r}: use one of {', '.join(INITS)}")
         self.encoder = Encoder()
-        self.decoder = Decoder()
+        self.decoder = Decoder(upsampling)
         if init == "official":
             for module in self.modules():
                 if isinstance(module, nn.Conv2d):

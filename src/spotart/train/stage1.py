@@ -15,7 +15,7 @@ from ..models import AutoEncoder
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
-from .nonfinite import NonFiniteGuard, step_optimizer
+from .nonfinite import UNGUARDED, NonFiniteGuard
 from .optimisation import make_adam, scale_bias_grads, use_tf_adam_epsilon
 from .session import Stage, count_parameters, run_loop, start_session
 
@@ -28,31 +28,27 @@ def autoencoder_step(
     optimizer: torch.optim.Optimizer,
     runtime: Runtime,
     recon_weight: float,
-    guard: NonFiniteGuard | None = None,
+    guard: NonFiniteGuard = UNGUARDED,
     step: int = 0,
     cfg: AEConfig | None = None,
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """One optimiser step; returns the losses and the reconstructions. ``cfg`` (with ``model`` the AutoEncoder
     module itself) adds the official optimiser details it asks for (bias-gradient factor, TF's epsilon)."""
-    norms = guard.protect(model) if guard is not None and isinstance(model, torch.nn.Module) else None
-    with runtime.autocast():
-        recon = model(images)
-    losses = autoencoder_loss(recon, images, recon_weight)
-    optimizer.zero_grad(set_to_none=True)
-    # on CUDA the guard's verdict stays on the device (no sync in a step): step_optimizer drops a bad update there
-    run_update, skip = guard.admit(step, losses, norms) if guard is not None else (True, None)
-    if not run_update:
-        return losses, recon.detach()
-    losses["loss"].backward()
-    dist_utils.average_gradients(list(model.parameters()))
-    if cfg is not None:
-        if isinstance(model, torch.nn.Module):
-            scale_bias_grads(model, cfg.bias_grad_factor)
-        if cfg.tf_adam_epsilon:
-            use_tf_adam_epsilon(optimizer, cfg.adam_eps)
-    step_optimizer(optimizer, skip)
-    if norms is not None:
-        norms.settle()
+    with guard.step(step, model) as verdict:  # BatchNorm statistics saved, put back if the step is skipped
+        with runtime.autocast():
+            recon = model(images)
+        losses = autoencoder_loss(recon, images, recon_weight)
+        optimizer.zero_grad(set_to_none=True)
+        # on CUDA the verdict stays on the device (no sync in a step): verdict.update drops a bad update there
+        if verdict.admit(losses):
+            losses["loss"].backward()
+            dist_utils.average_gradients(list(model.parameters()))
+            if cfg is not None:
+                if isinstance(model, torch.nn.Module):
+                    scale_bias_grads(model, cfg.bias_grad_factor)
+                if cfg.tf_adam_epsilon:
+                    use_tf_adam_epsilon(optimizer, cfg.adam_eps)
+            verdict.update(optimizer)
     return losses, recon.detach()
 
 
@@ -78,7 +74,7 @@ def checkpoint_payload(model, optimizer, cfg: AEConfig, step: int) -> dict:
 def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     session = start_session(cfg, out, "train-ae", stage="autoencoder", resume=resume)
     runtime = session.runtime
-    model = dist_utils.convert_batchnorm(AutoEncoder(init=cfg.ae_init), cfg.sync_batchnorm, runtime.device)
+    model = dist_utils.convert_batchnorm(AutoEncoder(init=cfg.ae_init, upsampling=cfg.decoder_upsampling), cfg.sync_batchnorm, runtime.device)
     model = model.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(model)
     # officially D5's bias carries the L2 penalty too (AutoEncoder.py:25 biases_regularizer)

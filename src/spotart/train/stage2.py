@@ -31,7 +31,7 @@ from ..models import (
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
-from .nonfinite import NonFiniteGuard, step_optimizer
+from .nonfinite import UNGUARDED, NonFiniteGuard
 from .optimisation import make_adam, scale_bias_grads, use_tf_adam_epsilon
 from .session import Stage, count_parameters, run_loop, start_session
 
@@ -47,12 +47,14 @@ def autoencoder_from_payload(payload: dict[str, Any], source: str, image_size: i
     """The frozen autoencoder of an already loaded checkpoint (``source`` names it in errors)."""
     if payload["stage"] == "autoencoder":
         state = payload["model"]
+        upsampling = payload["config"].get("decoder_upsampling", "half_pixel")
     elif payload["stage"] == "spot":
         if "autoencoder" not in payload:  # a networks-only snapshot whose shared autoencoder.pt is not beside it
             missing = payload.get("missing_parts", {}).get("autoencoder", "autoencoder.pt beside it")
             raise CheckpointError(f"{source} keeps its frozen autoencoder in {missing}, which is missing: copy the "
                                   "run's whole checkpoints/ folder, or use its latest.pt (which holds a copy)")
         state = payload["autoencoder"]
+        upsampling = payload.get("autoencoder_upsampling", "half_pixel")  # absent before the key existed
     else:
         raise CheckpointError(f"{source} holds no autoencoder (stage {payload['stage']!r})")
     trained_at = payload["config"]["image_size"]
@@ -61,7 +63,7 @@ def autoencoder_from_payload(payload: dict[str, Any], source: str, image_size: i
             f"the autoencoder in {source} was trained on {trained_at} px images; this run is at {image_size} px "
             f"(pass --image-size {trained_at}, or train an autoencoder at {image_size} px)"
         )
-    model = AutoEncoder()
+    model = AutoEncoder(upsampling=upsampling)
     model.load_state_dict(state)
     return model.requires_grad_(False).eval()
 
@@ -115,7 +117,7 @@ class StepResult:
 
 def spot_step(
     models: SpotModels, images: torch.Tensor, cfg: SpotConfig, runtime: Runtime, step: int,
-    mask_generator: torch.Generator | None = None, guard: NonFiniteGuard | None = None,
+    mask_generator: torch.Generator | None = None, guard: NonFiniteGuard = UNGUARDED,
 ) -> StepResult:
     """One joint step of C and R from a single forward pass."""
     gen = models.forward_generator
@@ -123,52 +125,49 @@ def spot_step(
     update_repair = (
         models.opt_r is not None and step >= cfg.warmup_steps and step % cfg.repair_every == 0
     )
-    # C's and R's BatchNorm statistics, put back if the guard skips this step
-    norms = guard.protect(models.discriminator, models.generator) if guard is not None else None
-    with runtime.autocast():
-        if not update_repair:
-            with torch.no_grad():  # R is not updated this step: no graph through the decoder
+    # C's and R's BatchNorm statistics saved, put back if the guard skips this step
+    with guard.step(step, models.discriminator, models.generator) as verdict:
+        with runtime.autocast():
+            if not update_repair:
+                with torch.no_grad():  # R is not updated this step: no graph through the decoder
+                    generated = gen(images, mask_generator)
+            else:
                 generated = gen(images, mask_generator)
-        else:
-            generated = gen(images, mask_generator)
-        batch = images.shape[0]
-        # (2B, ...): reconstructions and repaired images in one pass, sharing BatchNorm statistics
-        both = models.discriminate(torch.cat([generated.real, generated.fake]))
-    real_out = type(both)(both.class_logits[:batch], both.mask_logits[:batch])
-    fake_out = type(both)(both.class_logits[batch:], both.mask_logits[batch:])
+            batch = images.shape[0]
+            # (2B, ...): reconstructions and repaired images in one pass, sharing BatchNorm statistics
+            both = models.discriminate(torch.cat([generated.real, generated.fake]))
+        real_out = type(both)(both.class_logits[:batch], both.mask_logits[:batch])
+        fake_out = type(both)(both.class_logits[batch:], both.mask_logits[batch:])
 
-    c_losses = discriminator_loss(real_out, fake_out, generated.keep_mask, cfg.mask_loss_weight)
-    losses = {f"c_{k}": v for k, v in c_losses.items()}
-    if update_repair:
-        r_losses = repair_objective(cfg.repair_loss, real_out, fake_out, c_losses, generated.fake, images,
-                                    generated.keep_mask, cfg.gan_weight, cfg.recon_weight)
-        r_total = r_losses.pop("total")  # what R's gradient is taken of (R's own terms, plus C's loss if asked)
-        losses.update({f"r_{k}": v for k, v in r_losses.items()})
-        if cfg.repair_loss != "paper":
-            losses["r_total"] = r_total
+        c_losses = discriminator_loss(real_out, fake_out, generated.keep_mask, cfg.mask_loss_weight)
+        losses = {f"c_{k}": v for k, v in c_losses.items()}
+        if update_repair:
+            r_losses = repair_objective(cfg.repair_loss, real_out, fake_out, c_losses, generated.fake, images,
+                                        generated.keep_mask, cfg.gan_weight, cfg.recon_weight)
+            r_total = r_losses.pop("total")  # what R's gradient is taken of (R's own terms, plus C's loss if asked)
+            losses.update({f"r_{k}": v for k, v in r_losses.items()})
+            if cfg.repair_loss != "paper":
+                losses["r_total"] = r_total
 
-    metrics = discriminator_metrics(real_out, fake_out, generated.keep_mask)
-    models.opt_c.zero_grad(set_to_none=True)
-    if models.opt_r is not None:
-        models.opt_r.zero_grad(set_to_none=True)
-    # on CUDA the guard's verdict stays on the device (no sync in a step): step_optimizer drops a bad update there
-    run_update, skip = guard.admit(step, losses, norms) if guard is not None else (True, None)
-    if run_update:
-        c_params = [p for p in disc.parameters() if p.requires_grad]
-        # Both backward passes before either optimiser step: stepping C first would change the weights
-        # that R's gradient has to flow through.
-        c_losses["loss"].backward(inputs=c_params, retain_graph=update_repair)
-        if update_repair:
-            r_total.backward(inputs=models.repair_params)
-        dist_utils.average_gradients(c_params)
-        _official_optimiser_details(models.opt_c, disc, cfg)
-        step_optimizer(models.opt_c, skip)
-        if update_repair:
-            dist_utils.average_gradients(models.repair_params)
-            _official_optimiser_details(models.opt_r, gen.repair, cfg)
-            step_optimizer(models.opt_r, skip)
-        if norms is not None:
-            norms.settle()
+        metrics = discriminator_metrics(real_out, fake_out, generated.keep_mask)
+        models.opt_c.zero_grad(set_to_none=True)
+        if models.opt_r is not None:
+            models.opt_r.zero_grad(set_to_none=True)
+        # on CUDA the verdict stays on the device (no sync in a step): verdict.update drops a bad update there
+        if verdict.admit(losses):
+            c_params = [p for p in disc.parameters() if p.requires_grad]
+            # Both backward passes before either optimiser step: stepping C first would change the weights
+            # that R's gradient has to flow through.
+            c_losses["loss"].backward(inputs=c_params, retain_graph=update_repair)
+            if update_repair:
+                r_total.backward(inputs=models.repair_params)
+            dist_utils.average_gradients(c_params)
+            _official_optimiser_details(models.opt_c, disc, cfg)
+            verdict.update(models.opt_c)
+            if update_repair:
+                dist_utils.average_gradients(models.repair_params)
+                _official_optimiser_details(models.opt_r, gen.repair, cfg)
+                verdict.update(models.opt_r)
     return StepResult(losses, metrics, generated, fake_out.mask_logits.detach(), update_repair)
 
 
@@ -217,6 +216,7 @@ def checkpoint_payload(models: SpotModels, cfg: SpotConfig, step: int, mask_gene
         "discriminator": models.discriminator.state_dict(),
         "repair": repair.state_dict() if repair is not None else None,
         "autoencoder": models.generator.autoencoder.state_dict(),
+        "autoencoder_upsampling": models.generator.autoencoder.decoder.upsampling,
         "opt_c": models.opt_c.state_dict(),
         "opt_r": models.opt_r.state_dict() if models.opt_r is not None else None,
         "rng": rng_state({"mask": mask_generator}),
