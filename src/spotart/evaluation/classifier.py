@@ -15,7 +15,7 @@ from ..models import Trunk
 from ..models.discriminator import conv5_grid
 from ..train import distributed as dist_utils
 from ..train.device import Runtime
-from ..train.nonfinite import NonFiniteGuard, step_optimizer
+from ..train.nonfinite import UNGUARDED, NonFiniteGuard
 from .datasets import to_model_range
 
 
@@ -46,22 +46,18 @@ class TrunkClassifier(nn.Module):
 
 
 def classifier_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, optimizer: torch.optim.Optimizer,
-                    runtime: Runtime, guard: NonFiniteGuard | None = None, step: int = 0) -> dict[str, torch.Tensor]:
+                    runtime: Runtime, guard: NonFiniteGuard = UNGUARDED, step: int = 0) -> dict[str, torch.Tensor]:
     """One cross-entropy step; returns the loss and the batch accuracy (a fraction, as training metrics are) as
     0-d tensors on the device, so that nothing in a step waits for it (callers read them back when they log)."""
-    norms = guard.protect(model) if guard is not None else None  # BatchNorm statistics, back if the step is skipped
-    with runtime.autocast():
-        logits = model(images)
-    loss = F.cross_entropy(logits.float(), labels)
-    optimizer.zero_grad(set_to_none=True)
-    run_update, skip = guard.admit(step, {"loss": loss}, norms) if guard is not None else (True, None)
-    if run_update:
-        loss.backward()
-        params = [p for p in model.parameters() if p.requires_grad]
-        dist_utils.average_gradients(params)
-        step_optimizer(optimizer, skip)
-        if norms is not None:
-            norms.settle()
+    with guard.step(step, model) as verdict:  # BatchNorm statistics saved, put back if the step is skipped
+        with runtime.autocast():
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        if verdict.admit({"loss": loss}):
+            loss.backward()
+            dist_utils.average_gradients([p for p in model.parameters() if p.requires_grad])
+            verdict.update(optimizer)
     return {"loss": loss.detach(), "acc": (logits.detach().argmax(1) == labels).float().mean()}
 
 

@@ -17,6 +17,18 @@ kNN monitor, probes, export) NaN with them. ``BatchNormSnapshot`` saves them bef
 ``admit`` puts them back when the step is skipped. In deferred mode the verdict is only known on the device, and
 the statistics cannot change before backward (autograd saved them for it), so ``settle()``, at the end of the step,
 puts them back with a device-side select: no sync.
+
+A step function holds all of this in one context, ``GuardedStep``, whatever the mode::
+
+    with guard.step(step, model) as verdict:  # saves model's BatchNorm statistics
+        loss = loss_fn(model(images))
+        optimizer.zero_grad(set_to_none=True)
+        if verdict.admit({"loss": loss}):  # False: skipped (immediate guard), statistics already put back
+            loss.backward()
+            verdict.update(optimizer)  # optimizer.step(), dropped on the device if a deferred verdict says skip
+    # on leaving: a deferred verdict's statistics are settled; after an exception they are put back
+
+``UNGUARDED`` (the step functions' default) runs every update: the same code path, no checks, nothing saved.
 """
 
 from __future__ import annotations
@@ -106,6 +118,13 @@ class NonFiniteGuard:
             self._snapshots[key] = BatchNormSnapshot(*modules)
         return self._snapshots[key].save()
 
+    def step(self, step: int, *modules: object) -> GuardedStep:
+        """One training step under the guard, as a context: ``with guard.step(step, *modules) as verdict:``. It
+        saves the BatchNorm statistics of ``modules`` on entering (anything that is not an ``nn.Module``, such as a
+        plain function standing in for the forward pass, has none); ``verdict.admit(losses)`` says whether to run
+        backward and the update, ``verdict.update(optimizer)`` steps an optimiser; leaving settles the statistics."""
+        return GuardedStep(self, step, tuple(module for module in modules if isinstance(module, nn.Module)))
+
     # ------------------------------------------------------------------------------------------- immediate
     def ok(self, step: int, losses: dict[str, torch.Tensor]) -> bool:
         bad = [name for name, value in losses.items() if not torch.isfinite(value.detach()).all()]
@@ -175,6 +194,61 @@ class NonFiniteGuard:
                     "%d in a row)", first, step - 1, skipped, ", ".join(bad_names), last_bad, in_a_row)
         if peak >= self.patience:
             raise self._diverged(", ".join(bad_names))
+
+
+class GuardedStep:
+    """The guard's three touch points in a step, as one context (made by ``NonFiniteGuard.step``):
+
+    - entering saves the BatchNorm statistics of the step's modules (``NonFiniteGuard.protect``);
+    - ``admit(losses)``, between the forward pass and backward: whether to run backward and the update. An immediate
+      guard decides now (and puts the statistics back when it says no); a deferred one always says yes and keeps
+      its verdict on the device (``skip``), for ``update`` to drop a bad update and for leaving to settle;
+    - ``update(optimizer)``: the optimiser's step under that verdict (``step_optimizer``);
+    - leaving applies a deferred verdict to the statistics (``BatchNormSnapshot.settle``); when the step raised (the
+      guard giving up after too many non-finite steps in a row, or anything else), they are put back.
+    """
+
+    def __init__(self, guard: NonFiniteGuard, step: int, modules: tuple[nn.Module, ...]) -> None:
+        self.guard, self.index, self.modules = guard, step, modules
+        self.norms: BatchNormSnapshot | None = None
+        self.skip: torch.Tensor | None = None  # a deferred guard's device-side flag (1.0 = skip), set by admit
+
+    def __enter__(self) -> GuardedStep:
+        self.norms = self.guard.protect(*self.modules) if self.modules else None
+        return self
+
+    def admit(self, losses: dict[str, torch.Tensor]) -> bool:
+        """True: run backward and the update (always, for a deferred guard, whose ``update`` drops a bad one)."""
+        run_update, self.skip = self.guard.admit(self.index, losses, self.norms)
+        return run_update
+
+    def update(self, optimizer: torch.optim.Optimizer) -> None:
+        """``optimizer.step()``, dropped on the device when a deferred guard's verdict says skip."""
+        step_optimizer(optimizer, self.skip)
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None, traceback: object) -> None:
+        if self.norms is None:
+            return
+        norms, self.norms = self.norms, None
+        if error is None:
+            norms.settle()
+        else:  # a step that did not finish leaves no trace in the statistics either
+            norms.pending = None
+            norms.restore()
+
+
+class _Unguarded(NonFiniteGuard):
+    """No guard: every step's update runs, whatever its losses; nothing is checked, saved or read back."""
+
+    def step(self, step: int, *modules: object) -> GuardedStep:
+        return GuardedStep(self, step, ())
+
+    def ok(self, step: int, losses: dict[str, torch.Tensor]) -> bool:
+        return True
+
+
+UNGUARDED: NonFiniteGuard = _Unguarded()
+"""The step functions' default guard: the same code path as a real guard's, with every update admitted."""
 
 
 def step_optimizer(optimizer: torch.optim.Optimizer, skip: torch.Tensor | None = None) -> None:

@@ -28,7 +28,7 @@ from ..models import ROTATIONS, RotNet
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
-from .nonfinite import NonFiniteGuard, step_optimizer
+from .nonfinite import UNGUARDED, NonFiniteGuard
 from .optimisation import make_adam
 from .session import Stage, count_parameters, run_loop, start_session
 
@@ -49,24 +49,20 @@ def all_rotations(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def rotnet_step(
     model: RotNet, forward: Callable[[torch.Tensor], torch.Tensor], images: torch.Tensor,
-    optimizer: torch.optim.Optimizer, runtime: Runtime, guard: NonFiniteGuard | None = None, step: int = 0,
+    optimizer: torch.optim.Optimizer, runtime: Runtime, guard: NonFiniteGuard = UNGUARDED, step: int = 0,
 ) -> dict[str, torch.Tensor]:
     """One optimiser step on the four rotations of ``images``: cross-entropy over the 4 rotation classes."""
     rotated, labels = all_rotations(images)
     rotated = rotated.contiguous(memory_format=runtime.memory_format)
-    norms = guard.protect(model) if guard is not None else None
-    with runtime.autocast():
-        logits = forward(rotated)
-    loss = F.cross_entropy(logits.float(), labels)
-    losses = {"loss": loss}
-    optimizer.zero_grad(set_to_none=True)
-    run_update, skip = guard.admit(step, losses, norms) if guard is not None else (True, None)
-    if run_update:
-        loss.backward()
-        dist_utils.average_gradients([p for p in model.parameters() if p.requires_grad])
-        step_optimizer(optimizer, skip)
-        if norms is not None:
-            norms.settle()
+    with guard.step(step, model) as verdict:  # BatchNorm statistics saved, put back if the step is skipped
+        with runtime.autocast():
+            logits = forward(rotated)
+        loss = F.cross_entropy(logits.float(), labels)
+        optimizer.zero_grad(set_to_none=True)
+        if verdict.admit({"loss": loss}):
+            loss.backward()
+            dist_utils.average_gradients([p for p in model.parameters() if p.requires_grad])
+            verdict.update(optimizer)
     correct = logits.detach().argmax(1) == labels
     return {"loss": loss.detach(), "rot_acc": correct.float().mean()}
 
