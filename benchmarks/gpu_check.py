@@ -154,8 +154,8 @@ class Check:
             self.report["data"] = {"train": str(root / "train"), "val": str(root / "val"),
                                    "jpeg_quality": quality.read_text().strip() if quality.is_file() else None}
             return str(root / "train"), str(root / "val")
+        from spotart.data.pack import pack_folder
         from spotart.evaluation.toydata import write_toy_dataset
-        from spotart.shards import pack_folder
 
         train, val = write_toy_dataset(self.work / "toy", train_per_class=8, val_per_class=4, classes=3, size=40)
         shards = self.work / "shards"

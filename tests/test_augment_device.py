@@ -12,9 +12,9 @@ import torch
 import torchvision.transforms.v2.functional as TF
 from PIL import Image
 
-from spotart.augment_device import Canvas, DeviceAugment, canvas_side
 from spotart.config import build_config
 from spotart.data import Augment, FolderSource, collate_skipping, training_loader
+from spotart.data.augment_device import Canvas, DeviceAugment, canvas_side
 
 from .helpers import torch_threads, write_images
 

@@ -14,9 +14,10 @@ from PIL import Image
 from spotart.cli import main
 from spotart.config import build_config
 from spotart.data import DataError, FolderSource, ImageDataset, collate_skipping, open_source, training_loader
+from spotart.data.pack import pack_folder
+from spotart.data.shards import INDEX_NAME, ShardSource
 from spotart.evaluation.datasets import open_labelled
 from spotart.evaluation.errors import EvaluationError
-from spotart.shards import INDEX_NAME, ShardSource, pack_folder
 from spotart.train import stage1
 from spotart.train.checkpoints import load_checkpoint
 from spotart.train.stage1 import train_autoencoder

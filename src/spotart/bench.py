@@ -20,9 +20,9 @@ from typing import Any
 
 import torch
 
-from .augment_device import DeviceAugment
 from .config import ConfigError, build_config
 from .data import training_loader
+from .data.augment_device import DeviceAugment
 from .models import AutoEncoder, Discriminator
 from .train.device import Runtime, configure_backends, maybe_compile, resolve_channels_last, resolve_precision
 from .train.nonfinite import NonFiniteGuard
@@ -244,7 +244,7 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
         if DEFAULT_DATA.is_dir():
             data = str(DEFAULT_DATA)
         else:
-            from .demo import write_demo_images
+            from .data.bundled_photos import write_demo_images
 
             tmp = tempfile.TemporaryDirectory()
             write_demo_images(Path(tmp.name))

@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_bench)
 
-    from . import shards
+    from .data import pack
     from .evaluation import commands as evaluation_commands
     from .inspection import commands as inspection_commands
     from .voc import commands as voc_commands
@@ -177,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluation_commands.register(sub)
     inspection_commands.register(sub)
     voc_commands.register(sub)
-    shards.register(sub)
+    pack.register(sub)
     return parser
 
 

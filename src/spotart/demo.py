@@ -13,18 +13,14 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
-from PIL import Image
 
 from .config import build_config
+from .data.bundled_photos import PHOTOS, write_demo_images
 from .outputs import OutputError
 
 log = logging.getLogger("spotart")
 
-# Colour and greyscale photographs bundled inside scikit-image (no download needed).
-PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
-          "coins", "moon", "clock", "brick", "grass", "gravel", "stereo_motorcycle", "colorwheel")
 HELD_OUT = ("coffee", "coins", "gravel")  # never trained on: a colour scene, objects in grey, a texture
 # 32 px (a 2x2 damage grid): stage 2's checkpoint is then 160 MB instead of 314 MB at 64 px, and a step costs
 # about a quarter, so that the same minutes buy enough steps for C to beat its constant guesses
@@ -36,32 +32,6 @@ SCORE_SEEDS = 8  # damage masks drawn per held-out image when C is scored
 # With this loss R's objective carries C's mask term too, and at this weight R learns to mark the dropped cells
 # rather than hide them: the numbers show that both heads learn, not that R hides damage well.
 DEMO_RECIPE = ("repair_loss=paper_plus_c", "mask_loss_weight=3.0", "lr=1e-3")
-
-
-def write_demo_images(folder: Path, short_side: int = 128, names: tuple[str, ...] = PHOTOS) -> int:
-    """Each photograph, resized to a ``short_side`` shorter side, plus its four overlapping quadrants."""
-    import skimage.data
-
-    folder.mkdir(parents=True, exist_ok=True)
-    count = 0
-    for name in names:
-        try:
-            array = getattr(skimage.data, name)()
-        except Exception as err:  # noqa: BLE001 - a missing optional photo only shrinks the demo set
-            log.warning("scikit-image photo %s unavailable (%s): skipped", name, type(err).__name__)
-            continue
-        if isinstance(array, tuple):  # stereo pairs
-            array = array[0]
-        img = Image.fromarray(np.asarray(array)).convert("RGB")
-        scale = short_side / min(img.size)
-        img = img.resize((max(short_side, round(img.width * scale)), max(short_side, round(img.height * scale))),
-                         Image.LANCZOS)
-        w, h = img.size
-        views = [img] + [img.crop((x, y, x + w * 2 // 3, y + h * 2 // 3)) for x in (0, w // 3) for y in (0, h // 3)]
-        for i, view in enumerate(views):
-            view.save(folder / f"{name}_{i}.png")
-            count += 1
-    return count
 
 
 @dataclass(frozen=True)

@@ -131,8 +131,8 @@ def test_a_stage1_step_reads_nothing_back_to_the_host(monkeypatch):
 
 @CUDA
 def test_on_cuda_steps_and_the_device_augmentation_never_synchronise():
-    from spotart.augment_device import DeviceAugment
     from spotart.bench import _runtime
+    from spotart.data.augment_device import DeviceAugment
 
     runtime = _runtime("auto", "auto", torch.device("cuda"))
     step, guard = _stage2_step(runtime, size=64, batch=8)

@@ -15,7 +15,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ..data import CenterCrop, FolderSource, ImageDataset, ImageSource, TorchvisionSource, collate_skipping, open_source
-from ..shards import ShardSource
+from ..data.shards import ShardSource
 from .errors import EvaluationError
 
 DEFAULT_DATA_ROOT = "~/.cache/spotart/datasets"

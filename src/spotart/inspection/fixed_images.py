@@ -71,7 +71,7 @@ def fixed_images(config: dict, image_size: int, count: int, scratch: Path) -> Fi
     except DataError as err:
         reason = str(err)
     try:
-        from ..demo import write_demo_images
+        from ..data.bundled_photos import write_demo_images
 
         write_demo_images(scratch)
         images, names = take_images(FolderSource(scratch), image_size, count)

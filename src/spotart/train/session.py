@@ -10,9 +10,9 @@ from typing import Any
 
 import torch
 
-from ..augment_device import DeviceAugment
 from ..config import CommonConfig
 from ..data import SeededSampler, training_loader
+from ..data.augment_device import DeviceAugment
 from . import distributed as dist_utils
 from .checkpoints import CheckpointError, CheckpointManager, load_checkpoint
 from .device import Runtime, configure_backends

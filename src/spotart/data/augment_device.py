@@ -3,7 +3,7 @@
 With ``gpu_augment`` the loader's workers only decode: each image is placed, at its own resolution, in the
 top-left corner of a fixed ``side`` x ``side`` uint8 canvas (``Canvas``; images larger than the canvas are first
 scaled down to fit), and its extent goes along. ``DeviceAugment`` then draws every image's own parameters on the
-device and applies, in the order and with the ranges of ``data.Augment`` (the CPU pipeline):
+device and applies, in the order and with the ranges of ``augment.Augment`` (the CPU pipeline):
 
 1. random resized crop: area fraction U(crop_scale), log aspect ratio U(log 3/4, log 4/3), ten tries then the
    central square, drawn in the original image's pixels exactly as ``Augment.crop_box`` draws them; the crop is
@@ -31,7 +31,7 @@ import torchvision.transforms.v2.functional as TF
 from PIL import Image
 from torchvision.ops import roi_align
 
-from .data import Augment
+from .augment import Augment
 
 GREY_WEIGHTS = (0.2989, 0.587, 0.114)  # torchvision's rgb_to_grayscale, which adjust_saturation blends with
 CROP_TRIES = 10  # Augment.crop_box: ten draws, then the central square
@@ -79,7 +79,7 @@ class Canvas:
 
 @dataclass
 class DeviceAugment:
-    """``data.Augment`` on a batch of canvases, with per-image parameters (see the module docstring). It holds the
+    """``augment.Augment`` on a batch of canvases, with per-image parameters (see the module docstring). It holds the
     CPU pipeline's own ``Augment``, so that the two read their ranges from one place and cannot drift apart."""
 
     params: Augment  # size, crop_scale, ratio, flip, brightness_delta, saturation_range

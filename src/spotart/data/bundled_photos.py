@@ -1,0 +1,43 @@
+"""The photographs that ship inside scikit-image (no download), written as a flat folder of images: the demo's
+data, the report's stand-in when a run's own data is gone, and the benchmark's default images."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+log = logging.getLogger("spotart")
+
+# Colour and greyscale photographs bundled inside scikit-image (no download needed).
+PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field", "immunohistochemistry", "camera",
+          "coins", "moon", "clock", "brick", "grass", "gravel", "stereo_motorcycle", "colorwheel")
+
+
+def write_demo_images(folder: Path, short_side: int = 128, names: tuple[str, ...] = PHOTOS) -> int:
+    """Each photograph, resized to a ``short_side`` shorter side, plus its four overlapping quadrants."""
+    import skimage.data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    count = 0
+    for name in names:
+        try:
+            array = getattr(skimage.data, name)()
+        except Exception as err:  # noqa: BLE001 - a missing optional photo only shrinks the demo set
+            log.warning("scikit-image photo %s unavailable (%s): skipped", name, type(err).__name__)
+            continue
+        if isinstance(array, tuple):  # stereo pairs
+            array = array[0]
+        img = Image.fromarray(np.asarray(array)).convert("RGB")
+        scale = short_side / min(img.size)
+        img = img.resize((max(short_side, round(img.width * scale)), max(short_side, round(img.height * scale))),
+                         Image.LANCZOS)
+        w, h = img.size
+        views = [img] + [img.crop((x, y, x + w * 2 // 3, y + h * 2 // 3)) for x in (0, w // 3) for y in (0, h // 3)]
+        for i, view in enumerate(views):
+            view.save(folder / f"{name}_{i}.png")
+            count += 1
+    return count
+
