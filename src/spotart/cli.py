@@ -24,6 +24,7 @@ OUTPUTS: dict[str, list[tuple[str, str, frozenset[str] | None]]] = {
     "reproduce": [("work", "dir", frozenset()), ("results", "dir", frozenset())],
     "report": [("out", "file", None)],
     "export": [("out", "file", None)],
+    "import-official": [("out", "file", None)],
     "spot": [("out_dir", "dir", None)],
     "voc-cls": [("out", "dir", frozenset({VOC_RUN}))],
     "voc-det": [("out", "dir", frozenset({VOC_RUN}))],
@@ -108,6 +109,13 @@ def cmd_demo(args: argparse.Namespace) -> None:
     run_demo(args.out, minutes=args.minutes)
 
 
+def cmd_import_official(args: argparse.Namespace) -> None:
+    from .official import import_official
+
+    path, stage = import_official(args.weights, args.out, args.image_size)
+    print(f"wrote {path}: a {stage} checkpoint of the authors' networks (official settings in its config)")
+
+
 def cmd_bench(args: argparse.Namespace) -> None:
     from .bench import main as bench_main
 
@@ -167,6 +175,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a training config key for both stages (repeatable), e.g. --set gpu_augment=true")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("import-official", help="an official TF checkpoint's weights (.npz) as a spotart checkpoint",
+                       description="Turn the authors' TensorFlow variables, dumped to an .npz keyed by their official "
+                       "names (docs/fidelity.md has the few lines of TensorFlow that write one), into a spotart "
+                       "checkpoint: the autoencoder alone gives a stage-1 checkpoint for train-spot --autoencoder; "
+                       "with the discriminator a stage-2 checkpoint that probe, finetune, export and the VOC "
+                       "commands read. spotart never imports TensorFlow.")
+    p.add_argument("weights", help="the .npz of official variables")
+    p.add_argument("--out", required=True, help="the checkpoint to write (.pt)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="the images the networks were trained on (the autoencoder's default: 96, STL-10; the "
+                   "discriminator's is read off fc_1)")
+    p.set_defaults(func=cmd_import_official)
 
     from .data import pack
     from .evaluation import commands as evaluation_commands

@@ -20,6 +20,7 @@ recognised and left out; any other name, a missing one or a wrong shape is an ``
 
 from __future__ import annotations
 
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -181,7 +182,7 @@ def read_official_file(path: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
         raise OfficialWeightsError(f"{path} is not a readable .npz file of arrays ({err})") from None
     return decode_arrays(arrays)
 
@@ -256,3 +257,65 @@ def load_into(module: torch.nn.Module, state: Mapping[str, torch.Tensor], what: 
     with torch.no_grad():
         for key, value in state.items():
             own[key].copy_(value.to(own[key].dtype))
+
+
+# The settings under which spotart's networks compute what the official ones do (configs/official_stl10*.yaml); an
+# imported checkpoint's config carries them, so that every reader rebuilds the networks as the authors built them.
+OFFICIAL_AE_KEYS = {"ae_init": "official", "decoder_upsampling": "tf_legacy", "decay_output_bias": True,
+                    "tf_adam_epsilon": True, "bias_grad_factor": 2.0, "weight_decay": 2.5e-5, "beta1": 0.5,
+                    "precision": "fp32"}
+OFFICIAL_SPOT_KEYS = {"disc_init": "official", "disc_padding": "tf_same", "fc1_bn_scale": False, "repair": "masked",
+                      "repair_init": "official", "repair_loss": "official", "drop_rate": 0.7, "passes": 1,
+                      "tf_adam_epsilon": True, "bias_grad_factor": 2.0, "weight_decay": 2.5e-5, "beta1": 0.5,
+                      "precision": "fp32"}
+
+
+def import_official(source: str | Path, out: str | Path, image_size: int | None = None) -> tuple[Path, str]:
+    """Write a spotart checkpoint from an official weights file; returns its path and its stage.
+
+    Encoder and decoder alone give a stage-1 (``autoencoder``) checkpoint, for ``train-spot --autoencoder``; with the
+    discriminator (and optionally R and the autoencoder) a stage-2 (``spot``) checkpoint that probe, finetune, export,
+    spot and the VOC commands read. Neither holds optimiser states: they start runs and evaluations, not resumes."""
+    from .config import AEConfig, SpotConfig, apply_overrides, config_to_dict
+    from .models import AutoEncoder, Discriminator
+    from .models.repair import RepairNetwork
+    from .train.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
+
+    arrays = read_official_file(source)
+    states = convert_official(arrays)
+    step = int(arrays["global_step"]) if "global_step" in arrays else 0
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    origin = {"official_weights": str(source), "official_global_step": step}
+    autoencoder = None
+    if "autoencoder" in states:
+        autoencoder = AutoEncoder(upsampling="tf_legacy")
+        load_into(autoencoder, states["autoencoder"], "autoencoder")
+    if "discriminator" not in states:
+        if autoencoder is None:
+            raise OfficialWeightsError(f"{source} holds R's variables but neither the discriminator nor the "
+                                       "autoencoder: nothing spotart can evaluate or train from")
+        cfg = apply_overrides(AEConfig(), {**OFFICIAL_AE_KEYS, "image_size": image_size or 96}, "import-official")
+        payload = {"stage": "autoencoder", "format": CHECKPOINT_FORMAT, "step": step, "config": config_to_dict(cfg),
+                   "model": autoencoder.state_dict(), "resumable": False, **origin}
+        save_checkpoint(out, payload)
+        return out, "autoencoder"
+    built_for = discriminator_image_size(arrays)
+    if image_size is not None and image_size != built_for:
+        raise OfficialWeightsError(f"the official discriminator was built for {built_for} px images (fc_1 covers "
+                                   f"its {built_for // 16}x{built_for // 16} conv5 grid), not {image_size}")
+    discriminator = Discriminator(built_for, padding="tf_same", fc1_bn_scale=False)
+    load_into(discriminator, states["discriminator"], "discriminator")
+    repair = None
+    if "repair" in states:
+        repair = RepairNetwork(masked=True, init="default")
+        load_into(repair, states["repair"], "repair")
+    cfg = apply_overrides(SpotConfig(), {**OFFICIAL_SPOT_KEYS, "image_size": built_for}, "import-official")
+    payload = {"stage": "spot", "format": CHECKPOINT_FORMAT, "step": step, "config": config_to_dict(cfg),
+               "discriminator": discriminator.state_dict(), "repair": None if repair is None else repair.state_dict(),
+               "opt_c": None, "opt_r": None, "resumable": False, **origin}
+    if autoencoder is not None:
+        payload["autoencoder"] = autoencoder.state_dict()
+        payload["autoencoder_upsampling"] = "tf_legacy"
+    save_checkpoint(out, payload)
+    return out, "spot"

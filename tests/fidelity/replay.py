@@ -438,10 +438,11 @@ def replay_stage1(precision: str = "fp32") -> dict[str, np.ndarray]:
     cfg = stage1_config(precision)
     runtime = cpu_runtime(cfg)
     states = convert_official(fixture_variables("stage1_before"))
-    model = AutoEncoder(init=cfg.ae_init, upsampling=cfg.decoder_upsampling)
+    model = AutoEncoder(init=cfg.ae_init, upsampling=cfg_autoencoder_upsampling())
     load_into(model, states["autoencoder"], "autoencoder")
     before = {"autoencoder": {k: v.detach().clone() for k, v in model.named_parameters()}}
-    optimizer = make_adam(model, cfg, decay_also=(model.decoder.to_rgb.bias,) if cfg.decay_output_bias else ())
+    optimizer = make_adam(model, cfg, decay_also=(model.decoder.to_rgb.bias,) if cfg.decay_output_bias else (),
+                          decay_also_factor=cfg.bias_grad_factor)
     images = nchw(fixture("stage1_step")["tower_0/fifo_queue_Dequeue:0"])
     rec = Recorder()
     rec.output_of("encoder", model.encoder)

@@ -169,3 +169,24 @@ def test_bias_gradients_are_scaled_but_batchnorm_shifts_and_weights_are_not():
     for name, param in model.named_parameters():
         factor = 2.0 if name in ("0.bias", "3.bias") else 1.0  # conv and linear biases; BatchNorm's are beta
         assert torch.equal(param.grad, before[name] * factor), name
+
+
+def test_decayed_output_bias_is_doubled_with_its_l2_term_as_tf_does():
+    """AETrainer.py:41-43 doubles ``decoder/deconv_5/biases``' gradient *after* its L2 term joined it:
+    Adam acts on 2 (g + wd b). A plain SGD step (lr 1, no momentum) reads that effective gradient off the update."""
+    from spotart.config import AEConfig
+    from spotart.models import AutoEncoder
+
+    model = AutoEncoder()
+    bias = model.decoder.to_rgb.bias
+    bias.data.fill_(0.5)
+    cfg = AEConfig(weight_decay=0.1, lr=1.0, beta1=0.0, beta2=0.0, adam_eps=0.0)
+    optimizer = make_adam(model, cfg, decay_also=(bias,), decay_also_factor=2.0)
+    group = next(g for g in optimizer.param_groups if any(p is bias for p in g["params"]))
+    assert group["weight_decay"] == pytest.approx(0.2)
+    assert all(g["weight_decay"] in (0.0, 0.1) for g in optimizer.param_groups if g is not group)
+    grad = torch.tensor([0.3, -0.2, 0.1])
+    bias.grad = grad.clone()
+    scale_bias_grads(model, 2.0)
+    effective = bias.grad + group["weight_decay"] * bias.detach()
+    assert torch.allclose(effective, 2 * (grad + 0.1 * 0.5))

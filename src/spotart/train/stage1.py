@@ -78,7 +78,8 @@ def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     model = model.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(model)
     # officially D5's bias carries the L2 penalty too (AutoEncoder.py:25 biases_regularizer)
-    optimizer = make_adam(model, cfg, decay_also=(model.decoder.to_rgb.bias,) if cfg.decay_output_bias else ())
+    optimizer = make_adam(model, cfg, decay_also=(model.decoder.to_rgb.bias,) if cfg.decay_output_bias else (),
+                          decay_also_factor=cfg.bias_grad_factor)  # TF doubles D5's bias gradient with its L2 term
     forward = maybe_compile(model, cfg.compile)  # shares parameters with `model`, which is what gets saved
     if session.resumed:
         model.load_state_dict(session.resumed["model"])
