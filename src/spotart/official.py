@@ -82,6 +82,11 @@ class Entry:
     unconvert: Callable[[np.ndarray], np.ndarray] = _same
 
 
+def _kernel(part: str, key: str, name: str) -> Entry:
+    """A convolution kernel: TF's HWIO variable ``name`` as PyTorch's OIHW ``key``."""
+    return Entry(part, key, (name,), hwio_to_oihw, oihw_to_hwio)
+
+
 def _bn_entries(part: str, prefix: str, scope: str, scale: bool = True) -> list[Entry]:
     names = ("gamma", "beta", "moving_mean", "moving_variance") if scale else ("beta", "moving_mean", "moving_variance")
     return [Entry(part, f"{prefix}.{_BN_NAMES[name]}", (f"{scope}/BatchNorm/{name}",)) for name in names]
@@ -91,13 +96,13 @@ def autoencoder_entries() -> list[Entry]:
     entries = []
     for i in range(_ENCODER_LAYERS):
         scope = f"encoder/conv_{i}"
-        entries.append(Entry("autoencoder", f"encoder.layers.{i}.0.weight", (f"{scope}/weights",), hwio_to_oihw, oihw_to_hwio))
+        entries.append(_kernel("autoencoder", f"encoder.layers.{i}.0.weight", f"{scope}/weights"))
         entries += _bn_entries("autoencoder", f"encoder.layers.{i}.1", scope)
     for i, name in enumerate(_DECODER_SCOPES):
         scope = f"decoder/{name}"
-        entries.append(Entry("autoencoder", f"decoder.stages.{i}.block.0.weight", (f"{scope}/weights",), hwio_to_oihw, oihw_to_hwio))
+        entries.append(_kernel("autoencoder", f"decoder.stages.{i}.block.0.weight", f"{scope}/weights"))
         entries += _bn_entries("autoencoder", f"decoder.stages.{i}.block.1", scope)
-    entries.append(Entry("autoencoder", "decoder.to_rgb.weight", ("decoder/deconv_5/weights",), hwio_to_oihw, oihw_to_hwio))
+    entries.append(_kernel("autoencoder", "decoder.to_rgb.weight", "decoder/deconv_5/weights"))
     entries.append(Entry("autoencoder", "decoder.to_rgb.bias", ("decoder/deconv_5/biases",)))
     return entries
 
@@ -106,9 +111,9 @@ def repair_entries() -> list[Entry]:
     entries = []
     for i in range(_REPAIR_BLOCKS):
         scope = f"generator/repair_{i}"
-        entries.append(Entry("repair", f"blocks.{i}.body.0.weight", (f"{scope}/conv1/weights",), hwio_to_oihw, oihw_to_hwio))
+        entries.append(_kernel("repair", f"blocks.{i}.body.0.weight", f"{scope}/conv1/weights"))
         entries += _bn_entries("repair", f"blocks.{i}.body.1", f"{scope}/conv1")
-        entries.append(Entry("repair", f"blocks.{i}.body.3.weight", (f"{scope}/conv2/weights",), hwio_to_oihw, oihw_to_hwio))
+        entries.append(_kernel("repair", f"blocks.{i}.body.3.weight", f"{scope}/conv2/weights"))
         entries.append(Entry("repair", f"blocks.{i}.body.3.bias", (f"{scope}/conv2/biases",)))
     return entries
 

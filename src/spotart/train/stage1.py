@@ -74,7 +74,8 @@ def checkpoint_payload(model, optimizer, cfg: AEConfig, step: int) -> dict:
 def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     session = start_session(cfg, out, "train-ae", stage="autoencoder", resume=resume)
     runtime = session.runtime
-    model = dist_utils.convert_batchnorm(AutoEncoder(init=cfg.ae_init, upsampling=cfg.decoder_upsampling), cfg.sync_batchnorm, runtime.device)
+    model = AutoEncoder(init=cfg.ae_init, upsampling=cfg.decoder_upsampling)
+    model = dist_utils.convert_batchnorm(model, cfg.sync_batchnorm, runtime.device)
     model = model.to(runtime.device, memory_format=runtime.memory_format)
     dist_utils.broadcast_module(model)
     # officially D5's bias carries the L2 penalty too (AutoEncoder.py:25 biases_regularizer)
