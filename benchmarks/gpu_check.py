@@ -9,7 +9,12 @@ counts the install too. Phases, each a ``spotart`` process with its own timeout,
    steps as its share of the time left fits at the measured rate (the slower of the step and the data pipeline);
 3. a linear probe of the stage-2 discriminator and one of a random init, trained on the training shards and
    measured on the validation shards;
-4. the GPU tests (names with gpu, cuda, nccl or sync_batchnorm), on CUDA only and only if time is left.
+4. the GPU tests (names with gpu, cuda, nccl or sync_batchnorm), on CUDA only, only if time is left and only if
+   pytest is installed for the Python that runs the phases (nothing promises it on a GPU machine).
+
+A phase that cannot run (no CUDA, no time left, its tool missing) is skipped with one line saying why. The exit
+status is that of the phases that ran: 0 when each of them succeeded, 1 when one failed or the check stopped on an
+error; a skipped phase does not count.
 
 ``--cpu-smoke`` runs the same phases on the CPU with tiny budgets on toy shards that it packs itself.
 """
@@ -144,6 +149,19 @@ class Check:
         self.note(f"== {name}: skipped ({reason})")
         self.phases.append({"name": name, "skipped": reason})
 
+    def missing_module(self, module: str) -> str | None:
+        """Why ``module`` cannot be used by the phases' Python (PYTHON), tried by importing it there; None when it
+        imports."""
+        try:
+            proc = subprocess.run([self.python, "-c", f"import {module}"], cwd=REPO, capture_output=True, text=True,
+                                  timeout=120)
+        except (OSError, subprocess.TimeoutExpired) as err:
+            return f"{module} could not be imported by {self.python}: {err}"
+        if proc.returncode == 0:
+            return None
+        error = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        return f"{module} is not importable by {self.python}: {error}"
+
     # ------------------------------------------------------------------------------------------------ phases
     def data(self) -> tuple[str, str]:
         if not self.smoke:
@@ -236,6 +254,9 @@ class Check:
     def gpu_tests(self) -> None:
         if not self.smoke and "cuda" not in str(self.report.get("bench", {}).get("device", "")):
             return self.skip("gpu tests", "no CUDA device")
+        missing = self.missing_module("pytest")
+        if missing:
+            return self.skip("gpu tests", missing)
         if self.remaining() < self.budget.tests_min_s + self.budget.margin_s:
             return self.skip("gpu tests", f"{self.remaining():.0f} s left")
         selection = ["tests/test_gpu_check.py"] if self.smoke else ["tests"]  # the smoke checks the plumbing only
@@ -256,7 +277,9 @@ class Check:
             self.note(f"gpu_check: stopped by {self.report['error']}\n{traceback.format_exc()}")
         finally:
             self.finish()
-        failed = [p["name"] for p in self.phases if p.get("returncode", 0) != 0]
+        failed = [p["name"] for p in self.phases if p.get("returncode", 0) != 0]  # skipped phases have none
+        if failed:
+            print(f"gpu_check: exit status 1: phase {', '.join(failed)} failed", file=sys.stderr)
         return 1 if failed or "error" in self.report else 0
 
     def phases_in_order(self) -> None:

@@ -63,8 +63,8 @@ reproduce --variant random_official_pytorch_disc:init=random,config=$OFFICIAL,di
 
 # gains per layer and seed, each row against the random init it started from (same scheme, seed and work folder)
 PY=${PY:-python}
-RESULTS_NAME=$($PY -c "from spotart.evaluation.reproduce import PRESETS; print(PRESETS['$PRESET'].results_name)")
-$PY benchmarks/gains.py --seeds-json "$RESULTS_DIR/$RESULTS_NAME-seeds.json" \
+SEEDS_JSON=$($SPOTART reproduce --preset "$PRESET" --work "$WORK" --results "$RESULTS_DIR" --print-results seeds)
+$PY benchmarks/gains.py --seeds-json "$SEEDS_JSON" \
   --row full=random --row small_scale=random --row official_bf16=random_official \
   --row official_bf16_centred=random_official_centred --row official_paper_loss=random_official \
   --row official_identity_repair=random_official --row official_pytorch_disc=random_official_pytorch_disc \

@@ -83,7 +83,7 @@ for preset in $PRESETS; do
     --title "kNN top-1 against training time, $preset (seeds $SEEDS)"
 
   # 4. the gains over the random init, per layer and seed: the reference row, RotNet at equal images and equal time
-  results_name=$($PY -c "from spotart.evaluation.reproduce import PRESETS; print(PRESETS['$preset'].results_name)")
-  $PY benchmarks/gains.py --seeds-json "$results/$results_name-seeds.json" --row "$EQUAL_TO=$RANDOM_ROW" \
+  seeds_json=$($PY -m spotart reproduce --preset "$preset" --work "$work" --results "$results" --print-results seeds)
+  $PY benchmarks/gains.py --seeds-json "$seeds_json" --row "$EQUAL_TO=$RANDOM_ROW" \
     --row "rotnet=$RANDOM_ROW" --row "rotnet_equal_time=$RANDOM_ROW" | tee "$results/gains-$preset.md"
 done

@@ -66,6 +66,32 @@ def test_cpu_smoke_runs_every_phase_and_writes_the_report(tmp_path):
     assert "bf16 matmul ceiling" in markdown
 
 
+def test_cpu_smoke_without_pytest_skips_the_gpu_tests_and_exits_0(tmp_path):
+    """pytest hidden from the script's Python (a package on PYTHONPATH whose import fails as a missing module's does):
+    the check finds it missing by importing it there, skips the GPU tests with one line saying why, and the
+    measurements decide the exit status."""
+    hidden = tmp_path / "hide-pytest" / "pytest"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'pytest'\", name='pytest')\n")
+    out = tmp_path / "out"
+    path = os.pathsep.join(filter(None, [str(hidden.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHON": sys.executable, "OMP_NUM_THREADS": "1", "PYTHONPATH": path}
+    assert subprocess.run([sys.executable, "-c", "import pytest"], env=env, capture_output=True).returncode != 0
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu_check.sh"), "--cpu-smoke", str(out)], cwd=REPO,
+                            env=env, capture_output=True, text=True, timeout=900)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    said = [line for line in result.stdout.splitlines() if line.startswith("== gpu tests")]
+    assert said == [f"== gpu tests: skipped (pytest is not importable by {sys.executable}: ModuleNotFoundError: "
+                    "No module named 'pytest')"], said
+    report = json.loads((out / "gpu_check.json").read_text())
+    assert [p["name"] for p in report["phases"]] == ["bench", "stage1", "stage2", "probe trained", "probe random",
+                                                     "gpu tests"]
+    assert all(p["returncode"] == 0 and not p["timed_out"] for p in report["phases"][:-1])
+    assert report["phases"][-1]["skipped"].startswith("pytest is not importable") and "gpu_tests" not in report
+    assert report["stages"]["stage2"]["steps"] == 2 and set(report["probes"]) == {"trained", "random"}
+    assert "| gpu tests |  |  | pytest is not importable" in (out / "gpu_check.md").read_text()
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_nccl_process_group_and_sync_batchnorm_on_one_gpu(tmp_path):
     """One rank: nccl starts, its collectives run, and SyncBatchNorm converted from BatchNorm computes the same

@@ -3,16 +3,35 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shlex
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
 from spotart.cli import build_parser, main
 from spotart.evaluation.errors import EvaluationError
-from spotart.evaluation.reproduce import DEFAULT_MODELS, MODELS, run_reproduce
+from spotart.evaluation.reproduce import (
+    DEFAULT_MODELS,
+    MODELS,
+    PRESETS,
+    Reproduction,
+    parse_seeds,
+    parse_variant,
+    results_path,
+    rows_to_run,
+    run_folder,
+    run_reproduce,
+    training_order,
+)
 from spotart.models import LAYERS
 from spotart.train import rotnet, stage1, stage2
+
+from ..helpers import REPO
 
 
 def test_tiny_preset_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
@@ -90,8 +109,8 @@ def test_presets_find_their_evaluation_split(tmp_path):
 
 def test_seeds_and_variants_add_rows_to_one_table(tmp_path, monkeypatch):
     work, results = tmp_path / "work", tmp_path / "results"
-    run_reproduce("tiny", work=str(work), results=str(results), models="random", seeds="0,1",
-                  variants=["slow_repair:repair_lr_factor=0.3,repair_every=2,steps=3"])
+    run_reproduce("tiny", work=str(work), results=str(results), models="random,slow_repair", seeds="0,1",
+                  variants=["slow_repair:repair_lr_factor=0.3,repair_every=2,steps=3"])  # --models: what trains
     table = json.loads((results / "reproduce.json").read_text())
     per_seed = json.loads((results / "reproduce-seeds.json").read_text())
     assert list(table) == ["random", "slow_repair"]  # the paper's rows first, variants last
@@ -223,3 +242,212 @@ def _metrics(folder):
 def _last_wall(folder):
     return [row["wall_s"] for row in _metrics(folder) if "wall_s" in row][-1]
 
+
+
+# ------------------------------------------------------------------ rows defined without training; --print-results
+NORMAL = "normal:disc_init=normal,disc_padding=centred"
+
+
+def test_a_variant_left_out_of_models_is_defined_not_trained_and_can_be_the_reference(tmp_path, monkeypatch, capsys):
+    work, results = tmp_path / "work", tmp_path / "results"
+    ran = []
+    run_model = Reproduction.run_model
+
+    def recording(self, spec, seed=0):
+        ran.append(run_folder(spec, seed))
+        return run_model(self, spec, seed)
+
+    monkeypatch.setattr(Reproduction, "run_model", recording)
+
+    def must_not_train(*args, **kwargs):
+        raise AssertionError("trained a row that --models leaves out")
+
+    with monkeypatch.context() as patched:  # RotNet at `normal`'s images takes its config, not its training
+        patched.setattr(stage1, "train_autoencoder", must_not_train)
+        patched.setattr(stage2, "train_spot", must_not_train)
+        assert main(["reproduce", "--preset", "tiny", "--work", str(work), "--results", str(results), "--variant",
+                     NORMAL, "--models", "rotnet", "--equal-time-to", "normal"]) == 0
+    assert ran == ["rotnet"] and not (work / "normal").exists() and not (work / "autoencoder").exists()
+    assert json.loads((work / "variants.json").read_text()) == {"normal": NORMAL.split(":")[1].split(",")}
+    config = yaml.safe_load((work / "rotnet" / "run" / "config.yaml").read_text())
+    assert (config["disc_init"], config["disc_padding"], config["steps"]) == ("normal", "centred", 2)
+    assert list(json.loads((results / "reproduce.json").read_text())) == ["rotnet"]
+
+    # RotNet for `normal`'s time needs its finished runs: one line saying so, before anything trains
+    capsys.readouterr()
+    args = ["reproduce", "--preset", "tiny", "--work", str(work), "--results", str(results), "--variant", NORMAL,
+            "--models", "rotnet_equal_time", "--equal-time-to", "normal"]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "needs the finished autoencoder run" in err and "add normal to --models" in err
+    run_reproduce("tiny", work=str(work), results=str(results), models="normal")  # defined earlier: trained now
+    with pytest.raises(EvaluationError, match="needs the finished normal-seed1 run .* does not train normal: add "
+                                              "normal to --models"):
+        run_reproduce("tiny", work=str(work), results=str(results), models="rotnet_equal_time", seeds="0,1",
+                      variants=[NORMAL], equal_time_to="normal")
+    assert ran == ["rotnet", "normal"] and not (work / "rotnet_equal_time").exists()
+
+    # the reference trained by an earlier command serves as it is: RotNet trains for its time, it does not train
+    monkeypatch.setattr(stage1, "train_autoencoder", must_not_train)
+    monkeypatch.setattr(stage2, "train_spot", must_not_train)
+    table = run_reproduce("tiny", work=str(work), results=str(results), models="rotnet_equal_time",
+                          variants=[NORMAL], equal_time_to="normal")
+    assert ran[-1] == "rotnet_equal_time" and list(table) == ["rotnet", "rotnet_equal_time", "normal"]
+    _check_rotnet_budgets(work, 0, steps=2, reference="normal")
+
+
+def test_rotnet_rows_train_after_the_rows_of_their_seed():
+    full, rotnet, equal_time = (next(spec for spec in MODELS if spec.name == name)
+                                for name in ("full", "rotnet", "rotnet_equal_time"))
+    assert training_order((equal_time, full, rotnet)) == (full, equal_time, rotnet)
+
+
+def test_models_decides_what_trains():
+    variant = parse_variant("slow:repair_every=2")
+    assert rows_to_run(None, (), ()) == DEFAULT_MODELS
+    assert rows_to_run(None, (variant,), (variant,)) == (variant,)  # without --models: this command's variants
+    assert rows_to_run("random", (variant,), (variant,)) == (MODELS[5],)  # with it: only what it names
+    assert rows_to_run("slow,random", (), (variant,)) == (variant, MODELS[5])  # a variant defined earlier
+
+
+def test_print_results_says_where_the_results_are_and_runs_nothing(tmp_path, capsys):
+    assert main(["reproduce", "--preset", "cifar-quick", "--results", str(tmp_path / "r"), "--print-results"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'r' / 'reproduce-cifar10.json'}\n"
+    assert main(["reproduce", "--preset", "imagenette-64", "--print-results", "seeds"]) == 0
+    assert capsys.readouterr().out == "benchmarks/results/reproduce-imagenette64-seeds.json\n"
+    assert main(["reproduce", "--preset", "tiny", "--work", str(tmp_path / "w"), "--print-results", "md"]) == 0
+    assert capsys.readouterr().out == f"{tmp_path / 'w' / 'results' / 'reproduce.md'}\n"
+    assert not list(tmp_path.iterdir())  # nothing was made, nothing was run
+    assert results_path(PRESETS["quick"]) == Path("benchmarks/results/reproduce.json")
+
+
+# ------------------------------------------------------------------------- old commands in the docs and scripts
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.S | re.M)
+ASSIGNMENT = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$", re.S)
+VARIABLE = re.compile(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?")
+
+
+def reproduce_commands(text: str) -> list[tuple[str, list[str]]]:
+    """Every ``spotart reproduce`` and ``python benchmarks/reproduce.py`` command of a markdown text, in code blocks
+    and inline code, as (the line, its arguments from ``reproduce`` on), with the shell variables that the text
+    defines before it (``R="spotart reproduce ..."``, ``V="--variant ..."``) expanded."""
+    variables: dict[str, str] = {}
+    found: list[tuple[str, list[str]]] = []
+
+    def read(code: str) -> None:
+        assignment = ASSIGNMENT.match(code.strip())
+        if assignment:
+            variables[assignment.group(1)] = " ".join(shlex.split(assignment.group(2), comments=True))
+            return
+        words = shlex.split(VARIABLE.sub(lambda m: variables.get(m.group(1), m.group(0)), code), comments=True)
+        for i, word in enumerate(words):
+            if word == "spotart" and words[i + 1:i + 2] == ["reproduce"]:
+                found.append((code.strip(), words[i + 1:]))
+                return
+            if word.endswith("benchmarks/reproduce.py"):
+                found.append((code.strip(), ["reproduce", *words[i + 1:]]))
+                return
+
+    start = 0
+    for block in [*FENCE.finditer(text), None]:
+        for span in re.findall(r"`([^`]+)`", text[start:block.start() if block else len(text)]):
+            read(span.replace("\n", " "))
+        if block:
+            for code in block.group(1).replace("\\\n", " ").splitlines():
+                read(code)
+            start = block.end()
+    return found
+
+
+def check_reproduce_commands(commands: list[tuple[str, list[str]]]) -> list[str]:
+    """What is wrong with each command, as the CLI would see it: argparse, --variant, --seeds, --models (the paper's
+    rows or a variant any of the commands defines: they share work folders)."""
+    parser, problems = build_parser(), []
+    defined = {arg.partition(":")[0] for _, args in commands for flag, arg in zip(args, args[1:])
+               if flag == "--variant"}
+    for line, args in commands:
+        try:
+            parsed = parser.parse_args(args)
+        except SystemExit:
+            problems.append(f"does not parse: {line}")
+            continue
+        try:
+            for variant in parsed.variant:
+                parse_variant(variant)
+            parse_seeds(parsed.seeds)
+        except EvaluationError as err:
+            problems.append(f"{err}: {line}")
+        known = {spec.name for spec in MODELS} | defined
+        unknown = [name for name in (parsed.models or "").split(",") if name and name not in known]
+        if unknown or parsed.equal_time_to not in known:
+            problems.append(f"unknown rows {unknown or [parsed.equal_time_to]}: {line}")
+    return problems
+
+
+def test_the_reproduce_commands_of_results_md_and_the_docs_still_parse():
+    files = [REPO / "benchmarks" / "RESULTS.md", REPO / "README.md", *sorted((REPO / "docs").glob("*.md")),
+             *sorted((REPO / "benchmarks" / "results").glob("*.md"))]
+    commands = [command for path in files if path.is_file() for command in reproduce_commands(path.read_text())]
+    assert len(commands) >= 10, commands  # RESULTS.md alone records more: the extraction still finds them
+    assert check_reproduce_commands(commands) == []
+
+
+def test_the_expansion_of_shell_variables_in_markdown():
+    text = ('With `R="python benchmarks/reproduce.py --preset cifar-quick\n--set warmup_steps=100"`:\n\n```bash\n'
+            'V="--variant a:repair_every=2"\n$R $V --models a   # a comment\nspotart reproduce --preset tiny \\\n'
+            '  --seeds 0,1\npython benchmarks/gains.py --seeds-json x\n```\nand `spotart reproduce --preset full`.\n')
+    assert [args for _, args in reproduce_commands(text)] == [
+        ["reproduce", "--preset", "cifar-quick", "--set", "warmup_steps=100", "--variant", "a:repair_every=2",
+         "--models", "a"],
+        ["reproduce", "--preset", "tiny", "--seeds", "0,1"], ["reproduce", "--preset", "full"]]
+    assert check_reproduce_commands([("x", ["reproduce", "--preset", "huge"]), ("y", ["reproduce", "--models", "b"])]
+                                    ) == ["does not parse: x", "unknown rows ['b']: y"]
+
+
+STUB = '''#!{python}
+"""A stand-in for spotart and python: records each spotart command, answers --print-results as spotart does."""
+import json, os, sys
+args = sys.argv[1:]
+if os.path.basename(sys.argv[0]) == "python":
+    if args[:2] != ["-m", "spotart"]:
+        with open(os.environ["STUB_RECORD"] + ".other", "a") as out:
+            out.write(json.dumps(args) + "\\n")
+        sys.exit(0)
+    args = args[2:]
+with open(os.environ["STUB_RECORD"], "a") as out:
+    out.write(json.dumps(args) + "\\n")
+if "--print-results" in args:
+    from spotart.cli import main
+    sys.exit(main(args))
+'''
+
+
+@pytest.mark.parametrize("script, settings, calls", [
+    ("official_study.sh", {"PRESET": "tiny", "WORK": "{tmp}/work", "SPOTART": "{stubs}/spotart",
+                           "PY": "{stubs}/python"}, 12),
+    ("rotnet_study.sh", {"PRESETS": "tiny", "WORK_ROOT": "{tmp}/runs", "PY": "{stubs}/python"}, 1),
+])
+def test_the_benchmark_scripts_reproduce_commands_parse_and_they_read_the_results_path(tmp_path, script, settings,
+                                                                                       calls):
+    """Each script run with spotart and python stubbed: every reproduce command it would run parses, and it hands
+    gains.py the -seeds.json that ``--print-results seeds`` names."""
+    stubs = tmp_path / "stubs"
+    stubs.mkdir()
+    for name in ("spotart", "python"):
+        (stubs / name).write_text(STUB.format(python=sys.executable))
+        (stubs / name).chmod(0o755)
+    record = tmp_path / "record.jsonl"
+    env = {**os.environ, "STUB_RECORD": str(record),
+           **{key: value.format(tmp=tmp_path, stubs=stubs) for key, value in settings.items()}}
+    work = Path(env.get("WORK") or f"{env['WORK_ROOT']}/reproduce-tiny")
+    (work / "results").mkdir(parents=True)  # the tiny preset's results folder, which reproduce would have made
+    result = subprocess.run(["bash", str(REPO / "benchmarks" / script)], cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    recorded = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [args[0] for args in recorded] == ["reproduce"] * (calls + 1)
+    runs = [(shlex.join(args), args) for args in recorded if "--print-results" not in args]
+    assert len(runs) == calls and check_reproduce_commands(runs) == []
+    others = [json.loads(line) for line in Path(f"{record}.other").read_text().splitlines()]
+    gains = next(args for args in others if args[0] == "benchmarks/gains.py")
+    assert gains[1:3] == ["--seeds-json", str(work / "results" / "reproduce-seeds.json")]

@@ -88,6 +88,11 @@ def cmd_train_supervised(args: argparse.Namespace) -> None:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> None:
+    if args.print_results:  # for scripts: where the results are, nothing run
+        from .reproduce.presets import get_preset, results_path
+
+        print(results_path(get_preset(args.preset), args.work, args.results, args.print_results))
+        return
     from .reproduce import run_reproduce
 
     run_reproduce(args.preset, args.data, args.work, args.results, args.models, args.set, args.ae_set,
@@ -186,14 +191,16 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "cifar-quick: ../shared/data/cifar10)")
     p.add_argument("--work", help="checkpoints and probes (default benchmarks/runs/reproduce-PRESET)")
     p.add_argument("--results", help="where reproduce.json/.md go (default benchmarks/results; tiny: WORK/results)")
-    p.add_argument("--models", help="comma-separated subset of: full, no_repair, unmasked_repair, twice, "
-                   "no_mask_loss, random, supervised, autoencoder, rotnet, rotnet_equal_time, or a variant already run "
-                   "in WORK (default: all the paper's models, not the RotNet rows, or only the --variant rows when "
-                   "some are given)")
+    p.add_argument("--models", help="the rows to train and probe, comma-separated: full, no_repair, "
+                   "unmasked_repair, twice, no_mask_loss, random, supervised, autoencoder, rotnet, rotnet_equal_time, "
+                   "or a variant (of this command or already defined in WORK). A --variant left out is defined, not "
+                   "trained (e.g. as --equal-time-to's reference). Default: the --variant rows when some are given, "
+                   "else all the paper's models but the RotNet rows")
     p.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2 (default 0): each model trained and probed once "
                    "per seed, the table shows mean ± std; the shared stage 1 is trained once")
     p.add_argument("--variant", action="append", default=[], metavar="NAME:KEY=VALUE[,KEY=VALUE]",
-                   help="an extra row: the full method with these train-spot keys, from the same stage 1 (repeatable), "
+                   help="define an extra row (trained when --models names it or is not given): the full method "
+                   "with these train-spot keys, from the same stage 1 (repeatable), "
                    "e.g. slow_repair:repair_lr_factor=0.3; config=FILE starts the row from a YAML file "
                    "(official:config=configs/official_stl10.yaml), init=random makes it a random-init row whose trunk "
                    "takes the file's or the keys' disc_init and disc_padding")
@@ -204,6 +211,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--ae-set", action="append", default=[], metavar="KEY=VALUE", help="train-ae config key")
     p.add_argument("--equal-time-to", default="full", metavar="ROW",
                    help="the stage-2 row (full, an ablation or a variant) whose images (rotnet) and stage 1 + 2 "
-                   "training time at the same seed (rotnet_equal_time) the RotNet rows match (default full)")
+                   "training time at the same seed (rotnet_equal_time) the RotNet rows match (default full); it "
+                   "need not be trained by this command: rotnet_equal_time then uses its finished runs in WORK")
+    p.add_argument("--print-results", nargs="?", const="json", choices=("json", "seeds", "md"),
+                   help="print the path of this preset's results file and exit, running nothing (for scripts): json "
+                   "(the table, the default), seeds (every run: RESULTS/NAME-seeds.json) or md; takes --preset, "
+                   "--work and --results into account")
     p.add_argument("--command-line", help=argparse.SUPPRESS)  # the command recorded in the results
     p.set_defaults(func=cmd_reproduce)
