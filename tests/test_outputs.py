@@ -27,8 +27,9 @@ COMMANDS = {
     "voc-toy": ["voc-toy", "--out"],
     "report": ["report", "run", "--out"],
     "export": ["export", "ckpt.pt", "--out"],
+    "import-official": ["import-official", "official.npz", "--out"],
 }
-FILE_OUTPUTS = {"report", "export"}
+FILE_OUTPUTS = {"report", "export", "import-official"}
 # commands whose folder may not hold a run of another kind, and a kind each must refuse
 OTHER_RUN = {"train-ae": "train-spot", "train-spot": "train-ae", "train-supervised": "train-spot",
              "demo": "train-spot", "reproduce --work": "train-ae", "reproduce --results": "train-spot",
