@@ -66,21 +66,58 @@ class Encoder(nn.Module):
         return feats
 
 
+def _legacy_x2_forward(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """x (N, H, W, C), along dim 1 or 2: even outputs copy x, odd ones are ``x + (next - x) * 0.5`` (TF's
+    ``a + (b - a) * lerp``, rounded as TF rounds it), the last one a copy of the last input."""
+    size = x.shape[dim]
+    shape = list(x.shape)
+    shape.insert(dim + 1, 2)
+    out = torch.empty(shape, dtype=x.dtype, device=x.device)  # (..., size, 2, ...): the pairs, interleaved
+    even, odd = out.select(dim + 1, 0), out.select(dim + 1, 1)
+    even.copy_(x)
+    head, tail = x.narrow(dim, 0, size - 1), x.narrow(dim, 1, size - 1)
+    torch.add(head, tail - head, alpha=0.5, out=odd.narrow(dim, 0, size - 1))
+    odd.narrow(dim, size - 1, 1).copy_(x.narrow(dim, size - 1, 1))
+    return out.flatten(dim, dim + 1)
+
+
+def _legacy_x2_backward(grad: torch.Tensor, dim: int) -> torch.Tensor:
+    """The adjoint: an input gets its even output's gradient, half of each odd neighbour's, and all of the last."""
+    size = grad.shape[dim] // 2
+    shape = list(grad.shape)
+    shape[dim: dim + 1] = [size, 2]
+    pairs = grad.reshape(shape)
+    even, odd = pairs.select(dim + 1, 0), pairs.select(dim + 1, 1)
+    out = even.clone(memory_format=torch.contiguous_format)
+    half = odd.narrow(dim, 0, size - 1) * 0.5
+    out.narrow(dim, 0, size - 1).add_(half)
+    out.narrow(dim, 1, size - 1).add_(half)
+    out.narrow(dim, size - 1, 1).add_(odd.narrow(dim, size - 1, 1))
+    return out
+
+
+class _TFLegacyUpsample2x(torch.autograd.Function):
+    """Written out in NHWC order with its own backward: the same values as composing ``cat``/``stack`` views, at a
+    third to a sixth of their time on a CPU in bf16 channels_last (the generic ops' backward dominated)."""
+
+    @staticmethod
+    def forward(ctx, h: torch.Tensor) -> torch.Tensor:
+        ctx.channels_last = not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last)
+        out = _legacy_x2_forward(_legacy_x2_forward(h.permute(0, 2, 3, 1), 2), 1).permute(0, 3, 1, 2)
+        return out if ctx.channels_last else out.contiguous()
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        out = _legacy_x2_backward(_legacy_x2_backward(grad.permute(0, 2, 3, 1), 1), 2).permute(0, 3, 1, 2)
+        return out if ctx.channels_last else out.contiguous()
+
+
 def tf_legacy_upsample2x(h: torch.Tensor) -> torch.Tensor:
     """TF1's legacy bilinear x2 of (B, C, H, W): source coordinate = destination / 2, so even outputs copy an input
     and odd ones average it with the next (the last repeats). Computed as TF's CPU kernel computes it, along the
-    width first, then the height, each as ``a + (b - a) * lerp``, so that it agrees with TF to the last bit."""
-
-    def along(x: torch.Tensor, dim: int) -> torch.Tensor:
-        size = x.shape[dim]
-        following = torch.cat([x.narrow(dim, 1, size - 1), x.narrow(dim, size - 1, 1)], dim)
-        between = x + (following - x) * 0.5
-        return torch.stack([x, between], dim=dim + 1).flatten(dim, dim + 1)
-
-    out = along(along(h, 3), 2)
-    if not h.is_contiguous() and h.is_contiguous(memory_format=torch.channels_last):
-        out = out.contiguous(memory_format=torch.channels_last)
-    return out
+    width first, then the height, each as ``a + (b - a) * lerp``, so that it agrees with TF to the last bit. The
+    output keeps the input's memory layout (NCHW or channels_last)."""
+    return _TFLegacyUpsample2x.apply(h)
 
 
 def upsample2x(h: torch.Tensor, upsampling: str) -> torch.Tensor:
