@@ -1,0 +1,101 @@
+"""Images/s of one training step, from this checkout and from another source tree, interleaved in one run.
+
+    python benchmarks/step_ab.py --other /tmp/main0/src --image-size 64 --config configs/official_stl10.yaml \
+        --set precision=auto --rounds 3 --steps 5
+
+Each round runs each tree in a fresh process (``--stage``, config, size, batch as given; 2 untimed steps, then
+``--steps`` timed ones) and alternates which goes first; the table gives each tree's median and the ratio. A config
+key the other tree does not know is dropped there with a note (e.g. a key added since).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+CHILD = r"""
+import json, sys, time, torch
+from spotart.bench import _runtime, _stage1, _stage2
+from spotart.config import build_config, config_class
+args = json.loads(sys.argv[1])
+command = "train-spot" if args["stage"] == 2 else "train-ae"
+known = {f.name for f in __import__("dataclasses").fields(config_class(command))}
+pairs = [p for p in args["pairs"] if p.split("=")[0] in known]
+dropped = [p for p in args["pairs"] if p.split("=")[0] not in known]
+config = args["config"]
+if config:
+    import yaml
+    values = yaml.safe_load(open(config))
+    unknown = [k for k in values if k not in known]
+    if unknown:
+        import tempfile
+        dropped += [f"{k} (yaml)" for k in unknown]
+        kept = {k: v for k, v in values.items() if k in known}
+        handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+        yaml.safe_dump(kept, handle)
+        handle.close()
+        config = handle.name
+cfg = build_config(command, config, set_pairs=pairs)
+runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"))
+images = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1
+step = (_stage2 if args["stage"] == 2 else _stage1)(cfg, runtime, images)
+for _ in range(2):
+    step()
+start = time.perf_counter()
+for _ in range(args["steps"]):
+    step()
+rate = cfg.batch_size * args["steps"] / (time.perf_counter() - start)
+print(json.dumps({"images_per_s": rate, "dropped": dropped}))
+"""
+
+
+def run(src: str, payload: dict) -> dict:
+    env = {**os.environ, "PYTHONPATH": src}
+    out = subprocess.run([sys.executable, "-c", CHILD, json.dumps(payload)], env=env, capture_output=True, text=True,
+                         check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--other", required=True, help="the other tree's src/ folder (e.g. a git worktree)")
+    parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
+    parser.add_argument("--config")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5)
+    args = parser.parse_args(argv)
+    payload = {"stage": args.stage, "config": args.config, "steps": args.steps,
+               "pairs": ["data=unused", f"image_size={args.image_size}", f"batch_size={args.batch_size}",
+                         "steps=1000", *args.set]}
+    trees = {"this": str(REPO / "src"), "other": args.other}
+    rates: dict[str, list[float]] = {name: [] for name in trees}
+    notes = set()
+    for index in range(args.rounds):
+        order = list(trees) if index % 2 == 0 else list(reversed(trees))
+        for name in order:
+            result = run(trees[name], payload)
+            rates[name].append(result["images_per_s"])
+            notes.update(f"{name}: dropped {d}" for d in result["dropped"])
+    this, other = statistics.median(rates["this"]), statistics.median(rates["other"])
+    print(f"stage {args.stage}, {args.image_size} px, batch {args.batch_size}, config {args.config or 'defaults'} "
+          f"{' '.join('--set ' + s for s in args.set)}")
+    print(f"this tree:  {this:.1f} img/s (runs {', '.join(f'{r:.1f}' for r in rates['this'])})")
+    print(f"other tree: {other:.1f} img/s (runs {', '.join(f'{r:.1f}' for r in rates['other'])}) [{args.other}]")
+    print(f"ratio this/other: {this / other:.2f}x")
+    for note in sorted(notes):
+        print(note)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
