@@ -288,7 +288,7 @@ class Check:
         bench = self.bench(train)
         data_rate = bench.get("data_images_per_s")
         extra_spot: list[str] = []
-        use_gpu_augment = (not self.smoke and bench.get("data_vs_stage2_consumption", math.inf) < b.data_bound_check
+        use_gpu_augment = (not self.smoke and (bench.get("data_vs_stage2_consumption") or math.inf) < b.data_bound_check
                            and self.config_has("gpu_augment"))
         extra_common = ["--set=gpu_augment=true"] if use_gpu_augment else []
         self.report["gpu_augment"] = use_gpu_augment

@@ -270,7 +270,8 @@ def main(argv: list[str] | None = None) -> int:
              f"{total_flops / step_s / 1e12:.3f} TFLOP/s = {100 * total_flops / step_s / ceiling:.0f}% of the ceiling",
              "", "Where the profiled step's time goes (aten operators' own time; the profiler adds overhead: "
              f"{profiled_s:.3f} s profiled):", "",
-             "| group | time (s) | share | bytes moved (GB) | achieved GB/s | % of bandwidth |", "|---|---|---|---|---|---|"]
+             "| group | time (s) | share | bytes moved (GB) | achieved GB/s | % of bandwidth |",
+             "|---|---|---|---|---|---|"]
     total_self = sum(v[0] for v in groups.values()) or 1.0
     for group, (seconds, moved) in sorted(groups.items(), key=lambda kv: -kv[1][0]):
         if group in ("convolution", "matmul (fc layers)"):
@@ -284,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
               "| layer | input (N, C, H, W) | out ch, k, stride, groups | pass | calls | GFLOP | ms | % of ceiling | "
               "FLOP/byte |", "|---|---|---|---|---|---|---|---|---|"]
     conv_step_s = 0.0
-    for key, (module, in_shape, out_dtype, channels_last, forward_calls) in sorted(shapes.seen.items()):
+    for key, (module, in_shape, out_dtype, channels_last, _calls) in sorted(shapes.seen.items()):
         flops, _out = conv_flops(module, in_shape)
         timing = time_conv(module, in_shape, out_dtype, channels_last, device)
         moved = sum(timing["bytes"].values())

@@ -48,7 +48,8 @@ def test_small_run_reports_every_key(image_folder, monkeypatch):
 def _small_bench(image_folder, monkeypatch, device="cpu", set_pairs=None):
     real = bench.matmul_rates
     monkeypatch.setattr(bench, "matmul_rates", lambda dtype, device: real(dtype, device, size=256, seconds=0.05))
-    return bench.run_bench(str(image_folder), image_size=32, batch_size=4, steps=1, warmup=0, fp32_steps=1,
+    folder = None if image_folder is None else str(image_folder)
+    return bench.run_bench(folder, image_size=32, batch_size=4, steps=1, warmup=0, fp32_steps=1,
                            num_workers=0, device=device, set_pairs=set_pairs)
 
 
@@ -56,7 +57,8 @@ def test_data_rate_is_reported_against_both_stages_and_with_device_augmentation(
     cfg = bench.build_config("train-ae", set_pairs=[f"data={image_folder}", "image_size=32", "batch_size=4",
                                                     "steps=10", "num_workers=0", "gpu_augment=true"])
     runtime = bench._runtime("fp32", "off", torch.device("cpu"))
-    assert bench._data_rate(cfg, batches=2, runtime=runtime) > 0
+    rate, timed = bench._data_rate(cfg, batches=2, runtime=runtime)
+    assert rate > 0 and timed == 2 * 4
     assert bench.device_augment_rate(cfg, runtime, side=48, repeats=1) > 0
 
 
@@ -89,3 +91,46 @@ def test_cuda_reports_the_same_keys_as_the_cpu(image_folder, monkeypatch):
     assert cuda["device"].startswith("cuda") and cuda["peak_memory_kind"] == "max_memory_allocated"
     for key in REQUIRED:
         assert math.isfinite(cuda[key]) and cuda[key] > 0, key
+
+
+def test_a_short_folder_is_gone_round_and_a_tiny_one_is_not_a_measurement(image_folder, tmp_path):
+    """16 images give 4 batches of 4: timing 10 batches goes round the folder; 3 images fill no batch: no figure."""
+    runtime = bench._runtime("fp32", "off", torch.device("cpu"))
+    cfg = bench.build_config("train-ae", set_pairs=[f"data={image_folder}", "image_size=32", "batch_size=4",
+                                                    "steps=10", "num_workers=0"])
+    rate, timed = bench._data_rate(cfg, batches=10, runtime=runtime)
+    assert timed == 40 > 16 and rate > 0
+    from tests.helpers import write_images
+
+    tiny = write_images(tmp_path / "tiny", 3)
+    cfg = bench.build_config("train-ae", set_pairs=[f"data={tiny}", "image_size=32", "batch_size=4", "steps=10",
+                                                    "num_workers=0"])
+    assert bench._data_rate(cfg, batches=10, runtime=runtime) == (None, 0)
+
+
+def test_without_a_data_set_the_data_figure_times_enough_bundled_images(monkeypatch, tmp_path):
+    monkeypatch.setattr(bench, "DEFAULT_DATA", tmp_path / "absent")
+    result = _small_bench(None, monkeypatch)
+    assert result["data_images_per_s"] > 0 and result["data_images_timed"] == 10 * 4
+    assert "JPEGs of 32 px cut from the bundled photographs" in result["data_source"]
+    assert "not measured" not in bench.format_table(result)
+
+
+def test_a_folder_too_small_for_two_batches_says_so(monkeypatch, tmp_path):
+    from tests.helpers import write_images
+
+    tiny = write_images(tmp_path / "tiny", 6)
+    result = _small_bench(tiny, monkeypatch)
+    assert result["data_images_per_s"] is None and result["data_vs_stage2_consumption"] is None
+    assert "cannot fill two batches of 4" in result["data_not_measured"]
+    assert "not measured: the data" in bench.format_table(result)
+
+
+def test_the_instruction_sets_are_named_beside_the_ceiling(image_folder, monkeypatch):
+    text = bench.instruction_sets(torch.device("cpu"))
+    assert "PyTorch kernels:" in text
+    flags = open("/proc/cpuinfo").read() if __import__("os").path.exists("/proc/cpuinfo") else ""
+    if " amx_bf16" in flags:
+        assert text.startswith("AMX-BF16")
+    elif " avx512_bf16" in flags:
+        assert text.startswith("AVX512-BF16")

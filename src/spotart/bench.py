@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from .config import ConfigError, build_config
-from .data import training_loader
+from .data import DataError, training_loader
 from .data.augment_device import DeviceAugment
 from .models import AutoEncoder, Discriminator
 from .train.device import Runtime, configure_backends, maybe_compile, resolve_channels_last, resolve_precision
@@ -197,12 +197,20 @@ def adam_step_seconds(image_size: int, device: torch.device, fused: bool, repeat
     return (time.perf_counter() - start) / repeats
 
 
-def _data_rate(cfg, batches: int, runtime: Runtime) -> float:
-    """Images/s of the training input as a run gets it: loader workers, the copy to the device and, under
-    ``gpu_augment``, the augmentation there (the device is synchronised once, at the end)."""
-    loader, sampler, _ = training_loader(cfg, pin_memory=runtime.device.type == "cuda")
+def _data_rate(cfg, batches: int, runtime: Runtime) -> tuple[float | None, int]:
+    """(images/s, images timed) of the training input as a run gets it: loader workers, the copy to the device and,
+    under ``gpu_augment``, the augmentation there (the device is synchronised once, at the end). ``batches`` full
+    batches are timed after a first one (which starts the workers), going round the data again when it is short;
+    ``None`` when the data cannot fill two batches, so that there is nothing to time."""
+    try:
+        loader, sampler, _ = training_loader(cfg, pin_memory=runtime.device.type == "cuda")
+    except DataError:  # fewer images than one batch
+        return None, 0
+    if len(loader) < 2:
+        return None, 0
     augment = DeviceAugment.from_config(cfg) if cfg.gpu_augment else None
-    sampler.set_epoch(0)
+    epoch = 0
+    sampler.set_epoch(epoch)
     iterator = iter(loader)
     batch_images(next(iterator), runtime, augment, 0)  # workers started
     _sync(runtime.device)
@@ -210,12 +218,15 @@ def _data_rate(cfg, batches: int, runtime: Runtime) -> float:
     for index in range(batches):
         try:
             batch = next(iterator)
-        except StopIteration:
-            break
+        except StopIteration:  # a short folder: once more round it (the workers' restart is part of the cost)
+            epoch += 1
+            sampler.set_epoch(epoch)
+            iterator = iter(loader)
+            batch = next(iterator)
         batch_images(batch, runtime, augment, index + 1)
         count += batch["images"].shape[0]
     _sync(runtime.device)
-    return count / (time.perf_counter() - start)
+    return count / (time.perf_counter() - start), count
 
 
 def device_augment_rate(cfg, runtime: Runtime, side: int, repeats: int = 5) -> float:
@@ -240,15 +251,18 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
     """
     target = resolve_device(device)
     tmp = None
+    data_source = data
+    data_batches = max(10, 2 * steps)
     if data is None:
         if DEFAULT_DATA.is_dir():
-            data = str(DEFAULT_DATA)
+            data = data_source = str(DEFAULT_DATA)
         else:
-            from .data.bundled_photos import write_demo_images
+            from .data.bundled_photos import write_benchmark_images
 
             tmp = tempfile.TemporaryDirectory()
-            write_demo_images(Path(tmp.name))
+            count = write_benchmark_images(Path(tmp.name), (data_batches + 1) * batch_size, image_size)
             data = tmp.name
+            data_source = f"{count} JPEGs of {image_size} px cut from the bundled photographs (no data set found)"
     pairs = [f"data={data}", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000",
              f"num_workers={num_workers}", f"compile={compile}", *(set_pairs or [])]
     ae_cfg = build_config("train-ae", set_pairs=pairs)
@@ -258,6 +272,7 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
     fast = _runtime(ae_cfg.precision, ae_cfg.channels_last, target)
     eager = _runtime("fp32", "off", target)
     result: dict[str, Any] = {"device": str(target), "device_name": device_name(target),
+                              "instruction_sets": instruction_sets(target),
                               "threads": torch.get_num_threads(), "image_size": image_size,
                               "batch_size": batch_size, "path": fast.describe() + (" compiled" if compile else ""),
                               "reference_path": eager.describe(), "gpu_augment": ae_cfg.gpu_augment,
@@ -307,15 +322,44 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
     result["features_images_per_s"] = time_steps(_features(image_size, fast, images), batch_size, 1, steps, target)
     log.info("bench: data pipeline (%d workers, augmentation on the %s)", num_workers,
              "device" if ae_cfg.gpu_augment else "CPU, in the workers")
-    result["data_images_per_s"] = _data_rate(ae_cfg, max(10, 2 * steps), fast)
-    result["data_vs_stage1_consumption"] = result["data_images_per_s"] / result["stage1_images_per_s"]
-    result["data_vs_stage2_consumption"] = result["data_images_per_s"] / result["stage2_images_per_s"]
+    rate, timed = _data_rate(ae_cfg, data_batches, fast)
+    result["data_source"] = data_source
+    result["data_images_timed"] = timed
+    result["data_images_per_s"] = rate
+    if rate is None:
+        result["data_not_measured"] = (f"the data ({data_source}) cannot fill two batches of {batch_size}: "
+                                       "pass --data with more images")
+        result["data_vs_stage1_consumption"] = result["data_vs_stage2_consumption"] = None
+    else:
+        result["data_vs_stage1_consumption"] = rate / result["stage1_images_per_s"]
+        result["data_vs_stage2_consumption"] = rate / result["stage2_images_per_s"]
     result["device_augment_images_per_s"] = device_augment_rate(ae_cfg, fast, side=image_size, repeats=steps)
     result["peak_memory_gib"] = peak_memory_gib(target)
     result["peak_memory_kind"] = "max_memory_allocated" if target.type == "cuda" else "max RSS of the process"
     if tmp is not None:
         tmp.cleanup()
     return result
+
+
+def instruction_sets(device: torch.device) -> str:
+    """What the CPU offers for bf16 and fp32 matrix work, strongest first (AMX-BF16, AVX512-BF16, AVX512, AVX2), as
+    its flags in /proc/cpuinfo list them, and the kernels PyTorch dispatches to; on CUDA, the GPU's compute
+    capability. The ceiling is read against it: AMX makes bf16 products several times faster than AVX512-BF16."""
+    if device.type == "cuda":
+        major, minor = torch.cuda.get_device_capability(device)
+        return f"CUDA compute capability {major}.{minor}"
+    flags: set[str] = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    named = [name for flag, name in (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"),
+                                     ("avx512f", "AVX512"), ("avx2", "AVX2")) if flag in flags]
+    capability = torch.backends.cpu.get_cpu_capability()
+    return f"{', '.join(named) or 'no AVX2'} (PyTorch kernels: {capability})"
 
 
 def device_name(device: torch.device) -> str:
@@ -333,9 +377,19 @@ def device_name(device: torch.device) -> str:
     return platform.processor() or platform.machine()
 
 
+def _data_row(result: dict[str, Any]) -> str:
+    if result["data_images_per_s"] is None:
+        return f"not measured: {result['data_not_measured']}"
+    return (f"{result['data_images_per_s']:.1f} img/s with {result['num_workers']} workers, augmentation on the "
+            f"{'device' if result['gpu_augment'] else 'CPU'} ({result['data_vs_stage1_consumption']:.1f}x what stage 1 "
+            f"consumes, {result['data_vs_stage2_consumption']:.1f}x stage 2; {result['data_images_timed']} images of "
+            f"{result['data_source']})")
+
+
 def format_table(result: dict[str, Any]) -> str:
     rows = [
-        ("bf16 matmul ceiling", f"{result['bf16_matmul_tflops']:.3f} TFLOP/s ({result['matmul_size']}^2 products)"),
+        ("bf16 matmul ceiling", f"{result['bf16_matmul_tflops']:.3f} TFLOP/s ({result['matmul_size']}^2 products; "
+                                f"{result['instruction_sets']})"),
         ("fp32 matmul ceiling", f"{result['fp32_matmul_tflops']:.3f} TFLOP/s"),
         *((f"stage {n}", f"{result[f'stage{n}_images_per_s']:.1f} img/s, "
                          f"{result[f'stage{n}_gflop_per_image']:.2f} GFLOP/img, {result[f'stage{n}_tflops']:.3f} "
@@ -347,10 +401,7 @@ def format_table(result: dict[str, Any]) -> str:
         ("Adam step (disc.)", f"{result['adam_step_s_fused']:.3f} s fused, "
                               f"{result['adam_step_s_per_parameter']:.3f} s per-parameter"),
         ("probe features", f"{result['features_images_per_s']:.1f} img/s"),
-        ("data pipeline", f"{result['data_images_per_s']:.1f} img/s with {result['num_workers']} workers, "
-                          f"augmentation on the {'device' if result['gpu_augment'] else 'CPU'} "
-                          f"({result['data_vs_stage1_consumption']:.1f}x what stage 1 consumes, "
-                          f"{result['data_vs_stage2_consumption']:.1f}x stage 2)"),
+        ("data pipeline", _data_row(result)),
         ("device augmentation", f"{result['device_augment_images_per_s']:.0f} img/s alone"),
         ("peak memory", f"{result['peak_memory_gib']:.2f} GiB ({result['peak_memory_kind']})"),
     ]

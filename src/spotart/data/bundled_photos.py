@@ -41,3 +41,30 @@ def write_demo_images(folder: Path, short_side: int = 128, names: tuple[str, ...
             count += 1
     return count
 
+
+
+def write_benchmark_images(folder: Path, count: int, side: int, seed: int = 0) -> int:
+    """``count`` JPEGs of ``side`` x ``side`` pixels, random square crops of the bundled photographs (quality 90, as
+    a folder of real photographs would hold them): enough images for the data-pipeline timing of ``spotart bench``
+    to time full batches when no data set is at hand."""
+    import skimage.data
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(seed)
+    sources = []
+    for name in PHOTOS:
+        try:
+            array = getattr(skimage.data, name)()
+        except Exception:  # noqa: BLE001 - a missing optional photo only narrows the choice
+            continue
+        sources.append(Image.fromarray(np.asarray(array[0] if isinstance(array, tuple) else array)).convert("RGB"))
+    if not sources:
+        raise RuntimeError("no scikit-image photograph could be read")
+    for index in range(count):
+        photo = sources[index % len(sources)]
+        crop = int(rng.integers(min(photo.size) // 3, min(photo.size) + 1))
+        left = int(rng.integers(0, photo.width - crop + 1))
+        top = int(rng.integers(0, photo.height - crop + 1))
+        view = photo.crop((left, top, left + crop, top + crop)).resize((side, side), Image.BILINEAR)
+        view.save(folder / f"bench_{index:05d}.jpg", quality=90)
+    return count
