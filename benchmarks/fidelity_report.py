@@ -14,10 +14,11 @@ for bf16. ``--decoder half_pixel`` replays stage 2 with the decoder in PyTorch's
 from __future__ import annotations
 
 import argparse
-import platform
 import sys
 from pathlib import Path
 from unittest import mock
+
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "src")]
@@ -26,17 +27,9 @@ from tests.fidelity import replay  # noqa: E402
 from tests.fidelity.keys import after_keys, step_keys  # noqa: E402
 from tests.fidelity.tolerances import compare  # noqa: E402
 
+from spotart.bench import device_name  # noqa: E402
+
 GROUPS = ("forward", "losses", "gradients", "after")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown CPU"
 
 
 def grouped(stage: str, ours: dict) -> dict[str, list]:
@@ -69,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
             "fp32, ties resolved": {"stage2": replay.replay_stage2("fp32", resolve_ties=True)},
             "bf16": {"stage2": replay.replay_stage2("bf16"), "stage1": replay.replay_stage1("bf16")},
         }
-    lines = [f"Machine: {cpu_name()}. Decoder upsampling: {args.decoder}. Command: `PYTHONPATH=src:. python "
+    machine = device_name(torch.device("cpu"))
+    lines = [f"Machine: {machine}. Decoder upsampling: {args.decoder}. Command: `PYTHONPATH=src:. python "
              f"benchmarks/fidelity_report.py{' --decoder half_pixel' if args.decoder != 'tf_legacy' else ''}`.",
              "Largest deviation per group: relative to the array's largest magnitude (after the step: in units of "
              "lr = 3e-4).", "",

@@ -8,12 +8,11 @@ their trunk was trained on. ``hidden=0`` gives a single linear layer.
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..models import Trunk
 from ..models.discriminator import conv5_grid
-from ..train import distributed as dist_utils
+from ..train.cross_entropy import cross_entropy_step
 from ..train.device import Runtime
 from ..train.nonfinite import UNGUARDED, NonFiniteGuard
 from .datasets import to_model_range
@@ -49,16 +48,8 @@ def classifier_step(model: nn.Module, images: torch.Tensor, labels: torch.Tensor
                     runtime: Runtime, guard: NonFiniteGuard = UNGUARDED, step: int = 0) -> dict[str, torch.Tensor]:
     """One cross-entropy step; returns the loss and the batch accuracy (a fraction, as training metrics are) as
     0-d tensors on the device, so that nothing in a step waits for it (callers read them back when they log)."""
-    with guard.step(step, model) as verdict:  # BatchNorm statistics saved, put back if the step is skipped
-        with runtime.autocast():
-            logits = model(images)
-        loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        if verdict.admit({"loss": loss}):
-            loss.backward()
-            dist_utils.average_gradients([p for p in model.parameters() if p.requires_grad])
-            verdict.update(optimizer)
-    return {"loss": loss.detach(), "acc": (logits.detach().argmax(1) == labels).float().mean()}
+    loss, logits = cross_entropy_step(model, model, images, labels, optimizer, runtime, guard, step)
+    return {"loss": loss, "acc": (logits.argmax(1) == labels).float().mean()}
 
 
 @torch.no_grad()

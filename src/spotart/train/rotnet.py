@@ -20,13 +20,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torchvision.utils import make_grid
 
 from ..config import RotNetConfig, config_to_dict
 from ..models import ROTATIONS, RotNet
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
+from .cross_entropy import cross_entropy_step
 from .device import Runtime, maybe_compile
 from .nonfinite import UNGUARDED, NonFiniteGuard
 from .optimisation import make_adam
@@ -54,17 +54,9 @@ def rotnet_step(
     """One optimiser step on the four rotations of ``images``: cross-entropy over the 4 rotation classes."""
     rotated, labels = all_rotations(images)
     rotated = rotated.contiguous(memory_format=runtime.memory_format)
-    with guard.step(step, model) as verdict:  # BatchNorm statistics saved, put back if the step is skipped
-        with runtime.autocast():
-            logits = forward(rotated)
-        loss = F.cross_entropy(logits.float(), labels)
-        optimizer.zero_grad(set_to_none=True)
-        if verdict.admit({"loss": loss}):
-            loss.backward()
-            dist_utils.average_gradients([p for p in model.parameters() if p.requires_grad])
-            verdict.update(optimizer)
-    correct = logits.detach().argmax(1) == labels
-    return {"loss": loss.detach(), "rot_acc": correct.float().mean()}
+    loss, logits = cross_entropy_step(model, forward, rotated, labels, optimizer, runtime, guard, step)
+    correct = logits.argmax(1) == labels
+    return {"loss": loss, "rot_acc": correct.float().mean()}
 
 
 def rotation_grid(images: torch.Tensor, count: int = 8) -> torch.Tensor:
