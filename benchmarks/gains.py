@@ -13,7 +13,10 @@ the first one given (the later copy, a repeat, is named on stderr).
         --row official_bf16=random_official --row official_bf16_centred=random_official_centred
 
 Prints a markdown table: per row and seed, the five gains and the best layer's; then, per row, the mean gain of
-each layer over its seeds and the best-layer gain as mean ± sample standard deviation (``n/a`` for one seed).
+each layer over its seeds and the largest per-layer gain as mean ± sample standard deviation (``n/a`` for one seed).
+The largest per-layer gain (each layer against the same layer of the random network) is not the best-layer gain of
+the developers' guide (the best layer's top-1 minus the random network's best layer's top-1), which
+``budget_report.py`` computes: the two differ when the random network's best layer is another layer.
 """
 
 from __future__ import annotations
@@ -96,7 +99,7 @@ def markdown(found: list[SeedGain]) -> str:
         best = f"{gain.best_layer} {points(gain.gains[gain.best_layer])}"
         lines.append(f"| {gain.row} | {gain.seed} | {cells} | {best} |")
     lines += ["", "| row | seeds | " + " | ".join(f"mean {layer}" for layer in layers)
-              + " | best-layer gain, mean ± sd |", "|---|---:|" + "---:|" * len(layers) + "---|"]
+              + " | largest per-layer gain, mean ± sd |", "|---|---:|" + "---:|" * len(layers) + "---|"]
     for row in dict.fromkeys(gain.row for gain in found):
         runs = [gain for gain in found if gain.row == row]
         means = {layer: statistics.fmean(run.gains[layer] for run in runs) for layer in layers}

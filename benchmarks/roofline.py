@@ -124,9 +124,10 @@ def profile_step(step) -> tuple[float, dict[str, list[float]]]:
     return seconds, dict(groups)
 
 
-def conv_uses(step, model_parts: dict[str, nn.Module]) -> dict[str, dict[str, int]]:
+def conv_uses(step, model_parts: dict[str, nn.Module]) -> tuple[dict[str, dict[str, int]], int]:
     """Per convolution module: FLOPs of its forward and backward in one step (``flop_counter`` by module, whose
-    table names a module by its root's class and its attribute path: ``Discriminator.trunk.conv1``)."""
+    table names a module by its root's class and its attribute path: ``Discriminator.trunk.conv1``), and the step's
+    total FLOPs from the same count."""
     from torch.utils.flop_counter import FlopCounterMode
 
     with FlopCounterMode(display=False) as counter:
@@ -138,7 +139,7 @@ def conv_uses(step, model_parts: dict[str, nn.Module]) -> dict[str, dict[str, in
         for name, module in part.named_modules():
             if isinstance(module, nn.Conv2d):
                 uses[f"{prefix}.{name}"] = counts.get(f"{type(part).__name__}.{name}", {})
-    return uses
+    return uses, counter.get_total_flops()
 
 
 class ConvShapes:
@@ -269,10 +270,7 @@ def main(argv: list[str] | None = None) -> int:
         step()
         step_times.append(time.perf_counter() - start)
     step_s = statistics.median(step_times)
-    uses = conv_uses(step, parts)
-    from spotart.bench import count_flops
-
-    total_flops = count_flops(step)
+    uses, total_flops = conv_uses(step, parts)
     profiled_s, groups = profile_step(step)
 
     lines = [f"{device_name(device)}, {torch.get_num_threads()} threads; stage {args.stage} at {args.image_size} px, "

@@ -39,7 +39,7 @@ from spotart.config import build_config
 from spotart.models import AutoEncoder
 from spotart.models.damage import fill_features, keep_from_uniform, upsample_mask
 from spotart.official import convert_official, export_official, load_into, read_official_file
-from spotart.train.device import Runtime
+from spotart.train.device import Runtime, resolve_precision
 from spotart.train.optimisation import lr_factor, make_adam
 from spotart.train.stage1 import autoencoder_step
 from spotart.train.stage2 import build_models, spot_step
@@ -175,21 +175,22 @@ def optimiser_constants(cfg, optimizer: torch.optim.Optimizer) -> dict[str, np.n
             "adam/beta2": np.float32(beta2), "adam/epsilon": np.float32(cfg.adam_eps)}
 
 
-def stage2_config(precision: str = "fp32"):
-    return build_config("train-spot", str(STAGE2_PRESET), set_pairs=[
-        f"image_size={IMAGE_SIZE}", f"batch_size={BATCH}", "steps=1000", f"weight_decay={ONE_TOWER_L2}",
+def _preset_config(command: str, preset: Path, steps: int, precision: str):
+    """A preset at the fixtures' size, batch and one tower's L2; ``steps`` only sets the schedule (lr at step 0)."""
+    return build_config(command, str(preset), set_pairs=[
+        f"image_size={IMAGE_SIZE}", f"batch_size={BATCH}", f"steps={steps}", f"weight_decay={ONE_TOWER_L2}",
         f"precision={precision}", "channels_last=off", "num_workers=0", "data=fixture"])
+
+
+def stage2_config(precision: str = "fp32"):
+    return _preset_config("train-spot", STAGE2_PRESET, 1000, precision)  # the official runs' stage-2 length
 
 
 def stage1_config(precision: str = "fp32"):
-    return build_config("train-ae", str(STAGE1_PRESET), set_pairs=[
-        f"image_size={IMAGE_SIZE}", f"batch_size={BATCH}", "steps=500", f"weight_decay={ONE_TOWER_L2}",
-        f"precision={precision}", "channels_last=off", "num_workers=0", "data=fixture"])
+    return _preset_config("train-ae", STAGE1_PRESET, 500, precision)
 
 
 def cpu_runtime(cfg) -> Runtime:
-    from spotart.train.device import resolve_precision
-
     device = torch.device("cpu")
     return Runtime(device, resolve_precision(cfg.precision, device), False)
 
@@ -243,7 +244,7 @@ def replay_stage2(precision: str = "fp32", resolve_ties: bool = False) -> dict[s
     variables = fixture_variables("stage2_before")
     step_arrays = fixture("stage2_step")
     states = convert_official(variables)
-    autoencoder = AutoEncoder(upsampling=f"{cfg_autoencoder_upsampling()}")
+    autoencoder = AutoEncoder(upsampling=cfg_autoencoder_upsampling())
     load_into(autoencoder, states["autoencoder"], "autoencoder")
     autoencoder.requires_grad_(False).eval()
     models = build_models(cfg, autoencoder, runtime)
