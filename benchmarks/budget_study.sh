@@ -6,6 +6,9 @@
 #
 #   bash benchmarks/budget_study.sh                 # start it, or go on where it stopped: the same command resumes
 #   MAX_STEPS=1 bash benchmarks/budget_study.sh     # the next pending row only (a session with little time)
+#   ONLY="budget-1k/rotnet budget-4k/rotnet" bash benchmarks/budget_study.sh
+#                                                   # these rows only, still in priority order (cheap rows first
+#                                                   # when a session cannot finish a long one)
 #   DRY_RUN=1 bash benchmarks/budget_study.sh       # each step's state (done, started, pending) and every command
 #                                                   # it would run; runs and writes nothing
 #   REPORT_ONLY=1 bash benchmarks/budget_study.sh   # rewrite the tables and charts from what is done
@@ -57,6 +60,9 @@
 #              is always measured. KNN_MAX_TRAIN, KNN_MAX_VAL: the monitor's subsets (default 2000, 1000)
 #   ABLATION_SEEDS, LEVER_SEEDS  seeds of the 4,000-step ablation and lever rows (default 0; e.g. 0,1)
 #   MAX_STEPS  run at most this many pending steps, then stop (default: all)
+#   ONLY       run only the steps named here (space-separated words, each FOLDER/ROW, FOLDER/ROW/SEED or ROW, e.g.
+#              "budget-4k/rotnet official_4k_no_repair budget-4k/official_4k/1"); the others are listed as skipped.
+#              A word that names no step is refused, so a typo never runs nothing silently
 #   DRY_RUN=1, REPORT_ONLY=1, TINY=1, COMMIT=1, ALLOW_OTHER_COMMIT=1: as above
 #   CPUINFO    the file the CPU model is read from (default /proc/cpuinfo; the tests give another)
 set -euo pipefail
@@ -99,6 +105,8 @@ KNN_MAX_VAL=${KNN_MAX_VAL:-1000}
 ABLATION_SEEDS=${ABLATION_SEEDS:-0}
 LEVER_SEEDS=${LEVER_SEEDS:-0}
 MAX_STEPS=${MAX_STEPS:-0}
+[[ $MAX_STEPS =~ ^[0-9]+$ ]] || { echo "budget_study.sh: MAX_STEPS must be a whole number, not '$MAX_STEPS'" >&2; exit 2; }
+read -r -a ONLY_WORDS <<<"${ONLY:-}"
 CPUINFO=${CPUINFO:-/proc/cpuinfo}
 AE_CONFIG=configs/official_stl10_ae.yaml
 STAGE2_CONFIG=configs/official_stl10.yaml
@@ -134,6 +142,23 @@ for budget in 1k 4k; do for seed in 0 1; do add "budget-$budget" random_official
 add budget-16k random_official 0 random
 for seed in ${ABLATION_SEEDS//,/ }; do for row in "${ABLATIONS[@]}"; do add budget-4k "$row" "$seed" spot; done; done
 for seed in ${LEVER_SEEDS//,/ }; do for row in "${LEVERS[@]}"; do add budget-4k "$row" "$seed" spot; done; done
+
+chosen() {  # FOLDER ROW SEED: whether ONLY (when set) names this step
+  [ "${#ONLY_WORDS[@]}" -eq 0 ] && return 0
+  local word
+  for word in "${ONLY_WORDS[@]}"; do
+    [[ $word == "$1/$2" || $word == "$1/$2/$3" || $word == "$2" ]] && return 0
+  done
+  return 1
+}
+for word in "${ONLY_WORDS[@]}"; do  # every word must name a step: a typo must not quietly run nothing
+  named=""
+  for step in "${STEPS[@]}"; do
+    IFS='|' read -r folder row seed kind <<<"$step"
+    [[ $word == "$folder/$row" || $word == "$folder/$row/$seed" || $word == "$row" ]] && { named=1; break; }
+  done
+  [ -n "$named" ] || { echo "budget_study.sh: ONLY names no step: '$word' (words are FOLDER/ROW, FOLDER/ROW/SEED or ROW; DRY_RUN=1 lists the steps)" >&2; exit 2; }
+done
 
 # ------------------------------------------------------------------------------------------- stage 1's keys
 # every key of configs/official_stl10_ae.yaml but those the preset sets (data, size, batch, steps), as --ae-set
@@ -307,6 +332,10 @@ for step in "${STEPS[@]}"; do
   if [ "${#pending[@]}" -gt 0 ]; then
     state=pending
     [ -d "$WORK_ROOT/$folder/$(run_folder "$row" "$seed")/run" ] && state="started: resumes from its latest.pt"
+  fi
+  if ! chosen "$folder" "$row" "$seed"; then
+    echo "# step $index/$total: $folder $row seed $seed ($state; not in ONLY: skipped)"
+    continue
   fi
   echo "# step $index/$total: $folder $row seed $seed ($state)"
   [ "$state" = done ] && continue

@@ -48,7 +48,8 @@ CPU_FILE = "processor\t: 0\nmodel name\t: Test CPU 9000\nflags\t\t: fpu sse2 avx
 
 def dry_run(tmp_path: Path, **settings: str) -> subprocess.CompletedProcess:
     env = {key: value for key, value in os.environ.items()
-           if key not in ("TINY", "MAX_STEPS", "ALLOW_OTHER_COMMIT", "COMMIT", "REPORT_ONLY", "KNN_EVERY")}
+           if key not in ("TINY", "MAX_STEPS", "ONLY", "ALLOW_OTHER_COMMIT", "COMMIT", "REPORT_ONLY",
+                          "KNN_EVERY")}
     cpuinfo = tmp_path / "cpuinfo"
     if not cpuinfo.exists():
         cpuinfo.write_text(CPU_FILE)
@@ -144,6 +145,21 @@ def test_done_steps_are_skipped_a_started_one_resumes_and_max_steps_stops(tmp_pa
     assert "# step 3/24: budget-1k official_1k seed 1 (started: resumes from its latest.pt)" in result.stdout
     assert [step(args) for args in reproduce_commands(result.stdout)] == [EXPECTED[2]]
     assert "MAX_STEPS=1 reached" in result.stdout
+
+
+def test_only_runs_the_named_steps_in_priority_order_and_a_typo_is_refused(tmp_path):
+    result = dry_run(tmp_path, ONLY="budget-4k/rotnet official_4k_no_repair budget-1k/official_1k/1")
+    assert result.returncode == 0, result.stderr
+    assert [step(args) for args in reproduce_commands(result.stdout)] == [
+        ("budget-1k", "official_1k,random_official", "1"),
+        ("budget-4k", "rotnet,random_official", "0"), ("budget-4k", "rotnet,random_official", "1"),
+        ("budget-4k", "official_4k_no_repair,random_official", "0")]
+    assert "# step 1/24: stage1 autoencoder seed 0 (pending; not in ONLY: skipped)" in result.stdout
+    typo = dry_run(tmp_path, ONLY="budget-4k/rotnet budget-4k/rotnett")
+    assert typo.returncode == 2 and reproduce_commands(typo.stdout) == []
+    assert "ONLY names no step: 'budget-4k/rotnett'" in typo.stderr
+    bad = dry_run(tmp_path, MAX_STEPS="one")
+    assert bad.returncode == 2 and "MAX_STEPS must be a whole number, not 'one'" in bad.stderr
 
 
 def test_more_seeds_of_the_ablations_and_levers_come_after_the_first(tmp_path):
