@@ -237,8 +237,9 @@ def against_reference(budgets: list[Budget]) -> list[str]:
 
 
 def layer_gains(budgets: list[Budget]) -> list[str]:
-    found = [gains_module.SeedGain(f"{run.row} ({budget.name})", str(run.seed), run.gain)
-             for budget in budgets for run in budget.runs if run.gain]
+    found = [gains_module.SeedGain(f"{run.row} ({budget.name})", str(run.seed), run.gain,
+                                   gains_module.best_of(run.probe), gains_module.best_of(run.random))
+             for budget in budgets for run in budget.runs if run.gain and run.probe and run.random]
     return gains_module.markdown(found).rstrip("\n").splitlines() if found else ["(no row has a gain yet)"]
 
 

@@ -319,7 +319,7 @@ def test_the_report_tables_and_chart(tmp_path, report):
     # the issue's best-layer gain: best top-1 minus the random start's best top-1 (seed 1: 56 - 53, not conv5's +5)
     assert "| official preset (bf16) | +4.5 ± 2.1 (2 seeds) |" in text
     assert "| RotNet, as many images | +8.0 (1 seed) |" in text
-    assert "| official_1k (1k) | 1 | +1.0 | +1.0 | +2.0 | +3.0 | +5.0 | conv5 +5.0 |" in text  # gains.py's table
+    assert "| official_1k (1k) | 1 | +3.0 (conv5 vs conv1) | +1.0 | +1.0 | +2.0 | +3.0 | +5.0 | conv5 +5.0 |" in text
     assert "| official_1k | 1k | 0 | Test CPU [amx_bf16] | 100 | 6,400 | 1.5 |" in text
     assert "| official_1k | 1k | 0 | 30.0 / 31.0 / 32.0 | 40.0 / 41.0 / 42.0 | 40.0 / 41.0 / 42.0 (step 100) |" in text
     assert ("| official_1k | 1k | 0 | 0.60 / 0.60 / 0.80 / 0.80 (last 0.80) | 0.45 / 0.45 / 0.45 / 0.45 (last 0.45) | "
