@@ -82,7 +82,7 @@ class Run:
     @property
     def best(self) -> tuple[str, float] | None:
         """The issue's best-layer gain: the best layer's top-1 minus the best layer's top-1 of the random start
-        (not the largest per-layer gain, gains.py's "best layer" column), and the row's best layer."""
+        (gains.py's first column; not its largest per-layer gain), and the row's best layer."""
         if not self.probe or not self.random:
             return None
         layer = max(self.probe, key=self.probe.__getitem__)
@@ -348,9 +348,9 @@ def markdown(work: Path, results: Path, budgets: list[Budget], chart: Path | Non
     lines += ["### The ablations and levers against the official row of their budget", "",
               *against_reference(budgets), "",
               "### Per-layer gains over the random start, per row and seed (gains.py)", "",
-              "Each layer against the same layer of the random start; gains.py's \"best layer\" is the largest of "
-              "these, which can differ from the best-layer gain above (best top-1 minus the random start's best "
-              "top-1).", "", *layer_gains(budgets), "",
+              "The best-layer gain of the table above (with the two layers it compares), then each layer against "
+              "the same layer of the random start and the largest of those (the figure this project reported "
+              "before the budget study).", "", *layer_gains(budgets), "",
               f"### The random starts (`{RANDOM_ROW}`, probe top-1 %)", "", *random_table(budgets), "",
               "### Images and training time", "",
               "Training minutes: the run's last `wall_s` (without start-up and the kNN monitor); images: source "
