@@ -24,7 +24,15 @@ from .config import ConfigError, build_config
 from .data import DataError, training_loader
 from .data.augment_device import DeviceAugment
 from .models import AutoEncoder, Discriminator
-from .train.device import Runtime, configure_backends, maybe_compile, resolve_channels_last, resolve_precision
+from .models.gemm_conv import use_gemm_weight_grads
+from .train.device import (
+    Runtime,
+    configure_backends,
+    maybe_compile,
+    resolve_channels_last,
+    resolve_gemm_weight_grads,
+    resolve_precision,
+)
 from .train.nonfinite import NonFiniteGuard
 from .train.optimisation import make_adam
 from .train.session import batch_images
@@ -142,13 +150,16 @@ def peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def _runtime(precision: str, channels_last: str, device: torch.device) -> Runtime:
+def _runtime(precision: str, channels_last: str, device: torch.device, gemm_weight_grads: str = "off") -> Runtime:
     dtype = resolve_precision(precision, device)
-    return Runtime(device, dtype, resolve_channels_last(channels_last, device, dtype))
+    return Runtime(device, dtype, resolve_channels_last(channels_last, device, dtype),
+                   resolve_gemm_weight_grads(gemm_weight_grads, device))
 
 
 def _stage1(cfg, runtime: Runtime, images: torch.Tensor) -> Callable[[], Any]:
     model = AutoEncoder().to(runtime.device, memory_format=runtime.memory_format).train()
+    if runtime.gemm_weight_grads:
+        use_gemm_weight_grads(model)
     optimizer = make_adam(model, cfg)
     forward = maybe_compile(model, cfg.compile)
     x = runtime.to_device(images)
@@ -269,7 +280,7 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
     spot_cfg = build_config("train-spot", set_pairs=pairs)
     configure_backends(target, ae_cfg.deterministic)
     images = torch.rand(batch_size, 3, image_size, image_size) * 2 - 1
-    fast = _runtime(ae_cfg.precision, ae_cfg.channels_last, target)
+    fast = _runtime(ae_cfg.precision, ae_cfg.channels_last, target, ae_cfg.gemm_weight_grads)
     eager = _runtime("fp32", "off", target)
     result: dict[str, Any] = {"device": str(target), "device_name": device_name(target),
                               "instruction_sets": instruction_sets(target),

@@ -39,7 +39,7 @@ from spotart.config import build_config
 from spotart.models import AutoEncoder
 from spotart.models.damage import fill_features, keep_from_uniform, upsample_mask
 from spotart.official import convert_official, export_official, load_into, read_official_file
-from spotart.train.device import Runtime, resolve_precision
+from spotart.train.device import Runtime, resolve_gemm_weight_grads, resolve_precision
 from spotart.train.optimisation import lr_factor, make_adam
 from spotart.train.stage1 import autoencoder_step
 from spotart.train.stage2 import build_models, spot_step
@@ -191,8 +191,10 @@ def stage1_config(precision: str = "fp32"):
 
 
 def cpu_runtime(cfg) -> Runtime:
+    """The runtime a CPU run of ``cfg`` gets (its precision and ``gemm_weight_grads``), in NCHW."""
     device = torch.device("cpu")
-    return Runtime(device, resolve_precision(cfg.precision, device), False)
+    return Runtime(device, resolve_precision(cfg.precision, device), False,
+                   resolve_gemm_weight_grads(cfg.gemm_weight_grads, device))
 
 
 @contextmanager

@@ -48,6 +48,11 @@ def resolve_channels_last(setting: str, device: torch.device, dtype: torch.dtype
     return dtype is not None or device.type == "cuda"  # oneDNN and cuDNN prefer NHWC for bf16/fp16 convs
 
 
+def resolve_gemm_weight_grads(setting: str, device: torch.device) -> bool:
+    """auto: on the CPU only (cuDNN's weight gradients have no such gap)."""
+    return setting == "auto" and device.type == "cpu"
+
+
 def configure_backends(device: torch.device, deterministic: bool = False) -> None:
     """CUDA: let cuDNN time its convolution algorithms once per shape and keep the fastest (a training run's
     shapes never change); not when deterministic kernels are asked for, since the choice may differ between runs."""
@@ -66,12 +71,14 @@ class Runtime:
     device: torch.device
     dtype: torch.dtype | None  # autocast dtype; None = fp32
     channels_last: bool
+    gemm_weight_grads: bool = False  # small-map weight gradients as matrix products (models/gemm_conv.py)
 
     @classmethod
     def from_config(cls, cfg: CommonConfig) -> Runtime:
         device = pick_device()
         dtype = resolve_precision(cfg.precision, device)
-        return cls(device, dtype, resolve_channels_last(cfg.channels_last, device, dtype))
+        return cls(device, dtype, resolve_channels_last(cfg.channels_last, device, dtype),
+                   resolve_gemm_weight_grads(cfg.gemm_weight_grads, device))
 
     @property
     def memory_format(self) -> torch.memory_format:
@@ -89,7 +96,8 @@ class Runtime:
     def describe(self) -> str:
         precision = "bf16 autocast" if self.dtype is torch.bfloat16 else "fp32"
         layout = "channels_last" if self.channels_last else "NCHW"
-        return f"{self.device} {precision} {layout}"
+        gemm = ", small-map weight gradients as matrix products" if self.gemm_weight_grads else ""
+        return f"{self.device} {precision} {layout}{gemm}"
 
 
 def maybe_compile(module: nn.Module, enabled: bool) -> nn.Module:

@@ -24,6 +24,7 @@ from torchvision.utils import make_grid
 
 from ..config import RotNetConfig, config_to_dict
 from ..models import ROTATIONS, RotNet
+from ..models.gemm_conv import use_gemm_weight_grads
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from .cross_entropy import cross_entropy_step
@@ -88,6 +89,8 @@ def train_rotnet(cfg: RotNetConfig, out: str, resume: bool = False,
     model = RotNet(cfg.image_size, cfg.rotnet_hidden, cfg.disc_padding, cfg.disc_init)
     model = dist_utils.convert_batchnorm(model, cfg.sync_batchnorm, runtime.device)
     model.to(runtime.device, memory_format=runtime.memory_format)
+    if runtime.gemm_weight_grads:
+        use_gemm_weight_grads(model)
     dist_utils.broadcast_module(model)
     optimizer = make_adam(model, cfg)
     forward = maybe_compile(model, cfg.compile)  # shares parameters with `model`, which is what gets saved

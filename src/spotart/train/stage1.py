@@ -12,6 +12,7 @@ from torchvision.utils import make_grid
 from ..config import AEConfig, config_to_dict
 from ..losses import autoencoder_loss
 from ..models import AutoEncoder
+from ..models.gemm_conv import use_gemm_weight_grads
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
@@ -77,6 +78,8 @@ def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     model = AutoEncoder(init=cfg.ae_init, upsampling=cfg.decoder_upsampling)
     model = dist_utils.convert_batchnorm(model, cfg.sync_batchnorm, runtime.device)
     model = model.to(runtime.device, memory_format=runtime.memory_format)
+    if runtime.gemm_weight_grads:
+        use_gemm_weight_grads(model)
     dist_utils.broadcast_module(model)
     # officially D5's bias carries the L2 penalty too (AutoEncoder.py:25 biases_regularizer)
     optimizer = make_adam(model, cfg, decay_also=(model.decoder.to_rgb.bias,) if cfg.decay_output_bias else (),

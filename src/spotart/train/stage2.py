@@ -28,6 +28,7 @@ from ..models import (
     damage_features,
     decode_with_repair,
 )
+from ..models.gemm_conv import use_gemm_weight_grads
 from . import distributed as dist_utils
 from .checkpoints import CHECKPOINT_FORMAT, CheckpointError, load_checkpoint, rng_state, set_rng_state
 from .device import Runtime, maybe_compile
@@ -96,6 +97,9 @@ def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) ->
         generator.repair = dist_utils.convert_batchnorm(generator.repair, cfg.sync_batchnorm, runtime.device)
     generator.to(runtime.device, memory_format=runtime.memory_format)
     discriminator.to(runtime.device, memory_format=runtime.memory_format)
+    if runtime.gemm_weight_grads:  # the frozen autoencoder keeps its convolutions (no weight gradients there)
+        use_gemm_weight_grads(generator)
+        use_gemm_weight_grads(discriminator)
     dist_utils.broadcast_module(generator)
     dist_utils.broadcast_module(discriminator)
     opt_c = make_adam(discriminator, cfg)
