@@ -40,7 +40,7 @@ from spotart.train.stage2 import build_models, spot_step
 from spotart.train.nonfinite import NonFiniteGuard
 args = json.loads(sys.argv[1])
 cfg = build_config("train-spot", args["config"], set_pairs=args["pairs"])
-runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"))
+runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"), cfg.gemm_weight_grads)
 models = build_models(cfg, AutoEncoder(upsampling="tf_legacy"), runtime)
 models.generator.train(); models.discriminator.train()
 x = runtime.to_device(torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1)

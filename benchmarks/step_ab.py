@@ -43,7 +43,11 @@ if config:
         handle.close()
         config = handle.name
 cfg = build_config(command, config, set_pairs=pairs)
-runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"))
+import inspect
+extra = {}
+if "gemm_weight_grads" in inspect.signature(_runtime).parameters:  # trees since issue 25's matrix-product gradients
+    extra["gemm_weight_grads"] = cfg.gemm_weight_grads
+runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"), **extra)
 images = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1
 step = (_stage2 if args["stage"] == 2 else _stage1)(cfg, runtime, images)
 for _ in range(2):

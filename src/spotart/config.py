@@ -51,9 +51,9 @@ class CommonConfig:
     precision: str = "auto"  # auto | bf16 | fp32: auto picks bf16 autocast where the hardware runs it fast
     channels_last: str = "auto"  # auto | on | off
     compile: bool = False  # torch.compile the models (pays off on GPU; slow to warm up on CPU)
-    # auto: on the CPU, weight gradients of convolutions with small output maps (<= 6 x 6) or 11 x 11 kernels as
-    # one matrix product each (models/gemm_conv.py; oneDNN's kernels run those at 8-20% of the bf16 ceiling); off:
-    # the library's kernels everywhere. Same arithmetic up to the order of the sums
+    # auto: on the CPU, weight gradients of convolutions with small output maps (<= 6 x 6) as one matrix product
+    # each (models/gemm_conv.py; oneDNN's kernels run those at 8-20% of the bf16 ceiling); off: the library's
+    # kernels everywhere. Same arithmetic up to the order of the sums
     gemm_weight_grads: str = "auto"
     gpu_augment: bool = False  # our addition: the augmentation as batched ops on the device (augment_device.py)
     seed: int = 0

@@ -15,8 +15,8 @@ from spotart.models import Discriminator
 from spotart.models.gemm_conv import (
     GemmConv2d,
     GemmPasses,
+    auto_passes,
     gemm_conv2d,
-    small_or_large_kernel,
     use_gemm_weight_grads,
 )
 
@@ -72,10 +72,10 @@ def test_under_bf16_autocast_it_casts_as_conv2d_does_and_rounds_like_it():
         assert _relative(a, b) < 8e-3
 
 
-def test_the_policy_picks_small_maps_and_conv1_only():
-    assert small_or_large_kernel((4, 4), (3, 3)) and small_or_large_kernel((6, 6), (3, 3))
-    assert not small_or_large_kernel((8, 8), (3, 3)) and not small_or_large_kernel((16, 16), (5, 5))
-    assert small_or_large_kernel((16, 16), (11, 11))  # C's conv1
+def test_the_policy_picks_the_weight_gradients_of_small_maps_only():
+    assert auto_passes((4, 4), 512, 1) == auto_passes((6, 6), 384, 2) == GemmPasses(weight_grad=True)
+    assert auto_passes((4, 4), 513, 1) == GemmPasses(weight_grad=True)  # R's forward stays oneDNN's (fidelity)
+    assert auto_passes((8, 8), 257, 1) == auto_passes((16, 16), 3, 1) == GemmPasses()
     conv = GemmConv2d(8, 8, 3, padding=1)
     assert conv.passes_for(torch.zeros(1, 8, 4, 4)) == GemmPasses(weight_grad=True)
     assert conv.passes_for(torch.zeros(1, 8, 8, 8)) == GemmPasses()
