@@ -51,10 +51,10 @@ class CommonConfig:
     precision: str = "auto"  # auto | bf16 | fp32: auto picks bf16 autocast where the hardware runs it fast
     channels_last: str = "auto"  # auto | on | off
     compile: bool = False  # torch.compile the models (pays off on GPU; slow to warm up on CPU)
-    # auto: on the CPU, weight gradients of convolutions with small output maps (<= 6 x 6) as one matrix product
-    # each (models/gemm_conv.py; oneDNN's kernels run those at 8-20% of the bf16 ceiling); off: the library's
-    # kernels everywhere. Same arithmetic up to the order of the sums
-    gemm_weight_grads: str = "auto"
+    # small_maps: on the CPU, weight gradients of convolutions with small output maps (<= 6 x 6) as one matrix
+    # product each (models/gemm_conv.py): 2.5-4.6x faster per layer in isolation, but no faster a step on the AMX
+    # machine (RESULTS.md, issue 25), hence off by default; off: the library's kernels everywhere
+    gemm_weight_grads: str = "off"
     gpu_augment: bool = False  # our addition: the augmentation as batched ops on the device (augment_device.py)
     seed: int = 0
     deterministic: bool = False  # deterministic kernels: a resumed run then matches an uninterrupted one bit for bit
@@ -163,7 +163,7 @@ _CONFIG_CLASSES = {"train-ae": AEConfig, "train-spot": SpotConfig, "train-rotnet
 _CHOICES: dict[str, tuple[str, ...]] = {
     "precision": ("auto", "bf16", "fp32"),
     "channels_last": ("auto", "on", "off"),
-    "gemm_weight_grads": ("auto", "off"),
+    "gemm_weight_grads": ("off", "small_maps"),
     "repair": ("masked", "unmasked", "none"),
     "disc_init": ("default", "normal", "official"),
     "repair_init": ("identity", "default", "official"),

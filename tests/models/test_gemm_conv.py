@@ -19,6 +19,7 @@ from spotart.models.gemm_conv import (
     gemm_conv2d,
     use_gemm_weight_grads,
 )
+from spotart.train.device import resolve_gemm_weight_grads
 
 # (input shape, weight shape, stride, padding, groups): R's and C's kinds of layer, small
 CASES = [((4, 13, 4, 4), (12, 13, 3, 3), 1, 1, 1), ((4, 8, 8, 8), (16, 4, 5, 5), 1, 2, 2),
@@ -111,8 +112,12 @@ def test_swapping_keeps_the_parameters_and_state_dict_and_skips_frozen_convoluti
             assert _relative(a.grad, b.grad) < 1e-5, name
 
 
-def test_the_config_key_takes_auto_or_off():
-    assert build_config("train-spot", set_pairs=["data=x"]).gemm_weight_grads == "auto"
-    assert build_config("train-ae", set_pairs=["data=x", "gemm_weight_grads=off"]).gemm_weight_grads == "off"
+def test_the_config_key_is_off_by_default_and_takes_small_maps():
+    assert build_config("train-spot", set_pairs=["data=x"]).gemm_weight_grads == "off"
+    chosen = build_config("train-ae", set_pairs=["data=x", "gemm_weight_grads=small_maps"])
+    assert chosen.gemm_weight_grads == "small_maps"
     with pytest.raises(ConfigError, match="gemm_weight_grads"):
-        build_config("train-spot", set_pairs=["data=x", "gemm_weight_grads=on"])
+        build_config("train-spot", set_pairs=["data=x", "gemm_weight_grads=auto"])
+    assert resolve_gemm_weight_grads("small_maps", torch.device("cpu"))
+    assert not resolve_gemm_weight_grads("small_maps", torch.device("cuda"))
+    assert not resolve_gemm_weight_grads("off", torch.device("cpu"))

@@ -49,8 +49,8 @@ def resolve_channels_last(setting: str, device: torch.device, dtype: torch.dtype
 
 
 def resolve_gemm_weight_grads(setting: str, device: torch.device) -> bool:
-    """auto: on the CPU only (cuDNN's weight gradients have no such gap)."""
-    return setting == "auto" and device.type == "cpu"
+    """small_maps: on the CPU only (cuDNN's weight gradients have no such gap)."""
+    return setting == "small_maps" and device.type == "cpu"
 
 
 def configure_backends(device: torch.device, deterministic: bool = False) -> None:

@@ -1,0 +1,84 @@
+"""One stage-2 (or stage-1) training step, ``gemm_weight_grads`` small_maps against off, in one process.
+
+    PYTHONPATH=src python benchmarks/gemm_step_ab.py --image-size 64 --config configs/official_stl10.yaml \
+        --set precision=auto --pairs 20
+
+Both model sets are built from the same config and seed, then stepped in pairs (the order alternating pair by pair) on
+one fixed batch, so a slow spell of a shared machine hits both sides of a pair alike: the median of the per-pair time
+ratios is the figure, with each side's median and fastest step beside it. On the machine where the neighbours' load
+moves a step's time by 2x between runs (RESULTS.md), this is steadier than comparing separate processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+from spotart.bench import _runtime
+from spotart.config import build_config
+from spotart.models import AutoEncoder
+from spotart.models.gemm_conv import use_gemm_weight_grads
+from spotart.train.nonfinite import NonFiniteGuard
+from spotart.train.optimisation import make_adam
+from spotart.train.stage1 import autoencoder_step
+from spotart.train.stage2 import build_models, spot_step
+
+
+def make_step(stage: int, cfg, gemm: str, images: torch.Tensor):
+    runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"), gemm)
+    torch.manual_seed(0)
+    x = runtime.to_device(images)
+    if stage == 2:
+        models = build_models(cfg, AutoEncoder(upsampling="tf_legacy"), runtime)
+        models.generator.train()
+        models.discriminator.train()
+        masks = torch.Generator().manual_seed(0)
+        return lambda: spot_step(models, x, cfg, runtime, step=1, mask_generator=masks)
+    model = AutoEncoder(upsampling="tf_legacy").to(memory_format=runtime.memory_format).train()
+    if runtime.gemm_weight_grads:
+        use_gemm_weight_grads(model)
+    optimizer = make_adam(model, cfg)
+    guard = NonFiniteGuard.for_device(runtime.device)
+    return lambda: autoencoder_step(model, x, optimizer, runtime, cfg.recon_weight, guard)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
+    parser.add_argument("--config")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--pairs", type=int, default=20)
+    args = parser.parse_args(argv)
+    command = "train-spot" if args.stage == 2 else "train-ae"
+    pairs = ["data=unused", f"image_size={args.image_size}", f"batch_size={args.batch_size}", "steps=1000", *args.set]
+    cfg = build_config(command, args.config, set_pairs=pairs)
+    images = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1
+    steps = {name: make_step(args.stage, cfg, name, images) for name in ("small_maps", "off")}
+    for step in steps.values():  # warm-up: oneDNN primitives, allocator
+        step(), step()
+    times: dict[str, list[float]] = {"small_maps": [], "off": []}
+    for index in range(args.pairs):
+        for name in (("small_maps", "off") if index % 2 == 0 else ("off", "small_maps")):
+            start = time.perf_counter()
+            steps[name]()
+            times[name].append(time.perf_counter() - start)
+    ratios = [off / gemm for gemm, off in zip(times["small_maps"], times["off"])]
+    print(f"stage {args.stage}, {args.image_size} px, batch {args.batch_size}, config {args.config or 'defaults'} "
+          f"{' '.join('--set ' + pair for pair in args.set)}; {torch.get_num_threads()} threads, {args.pairs} pairs")
+    for name in ("small_maps", "off"):
+        print(f"gemm_weight_grads={name}: median {statistics.median(times[name]):.3f} s/step, "
+              f"fastest {min(times[name]):.3f}")
+    quartiles = statistics.quantiles(ratios, n=4)
+    print(f"speed-up of small_maps over off: median of pair ratios {statistics.median(ratios):.2f}x "
+          f"(quartiles {quartiles[0]:.2f}-{quartiles[2]:.2f}); fastest against fastest "
+          f"{min(times['off']) / min(times['small_maps']):.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
