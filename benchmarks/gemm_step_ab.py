@@ -45,6 +45,20 @@ def make_step(stage: int, cfg, gemm: str, images: torch.Tensor):
     return lambda: autoencoder_step(model, x, optimizer, runtime, cfg.recon_weight, guard)
 
 
+def profile_steps(steps: dict, count: int) -> int:
+    """Operators by self CPU time over ``count`` steps of each setting (which operators the matrix products add and
+    which oneDNN calls they shorten)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for name, step in steps.items():
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            for _ in range(count):
+                step()
+        print(f"gemm_weight_grads={name}, {count} steps")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=40))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
@@ -53,6 +67,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--pairs", type=int, default=20)
+    parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
+                        help="instead: profile STEPS steps of each setting, the operators by self time")
     args = parser.parse_args(argv)
     command = "train-spot" if args.stage == 2 else "train-ae"
     pairs = ["data=unused", f"image_size={args.image_size}", f"batch_size={args.batch_size}", "steps=1000", *args.set]
@@ -61,6 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     steps = {name: make_step(args.stage, cfg, name, images) for name in ("small_maps", "off")}
     for step in steps.values():  # warm-up: oneDNN primitives, allocator
         step(), step()
+    if args.profile:
+        return profile_steps(steps, args.profile)
     times: dict[str, list[float]] = {"small_maps": [], "off": []}
     for index in range(args.pairs):
         for name in (("small_maps", "off") if index % 2 == 0 else ("off", "small_maps")):
