@@ -175,8 +175,7 @@ def gemm_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 SMALL_MAP_PIXELS = 36
 
 
-def auto_passes(out_size: tuple[int, int], in_channels: int, groups: int) -> GemmPasses:
-    """``in_channels`` and ``groups`` are not used yet: the arguments a future rule for other passes needs."""
+def auto_passes(out_size: tuple[int, int]) -> GemmPasses:
     return GemmPasses(weight_grad=out_size[0] * out_size[1] <= SMALL_MAP_PIXELS)
 
 
@@ -204,8 +203,7 @@ class GemmConv2d(nn.Conv2d):
             return self.passes
         if x.device.type != "cpu":
             return GemmPasses()
-        return auto_passes(output_size(x.shape, self.weight.shape, self.stride, self.padding), self.in_channels,
-                           self.groups)
+        return auto_passes(output_size(x.shape, self.weight.shape, self.stride, self.padding))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return gemm_conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups, self.passes_for(x))
