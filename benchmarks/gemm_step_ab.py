@@ -16,6 +16,7 @@ import statistics
 import time
 
 import torch
+from step_options import add_step_arguments, command_of, config_pairs, header
 
 from spotart.bench import _runtime
 from spotart.config import build_config
@@ -61,18 +62,12 @@ def profile_steps(steps: dict, count: int) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--config")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_step_arguments(parser)
     parser.add_argument("--pairs", type=int, default=20)
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="instead: profile STEPS steps of each setting, the operators by self time")
     args = parser.parse_args(argv)
-    command = "train-spot" if args.stage == 2 else "train-ae"
-    pairs = ["data=unused", f"image_size={args.image_size}", f"batch_size={args.batch_size}", "steps=1000", *args.set]
-    cfg = build_config(command, args.config, set_pairs=pairs)
+    cfg = build_config(command_of(args), args.config, set_pairs=config_pairs(args))
     images = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1
     steps = {name: make_step(args.stage, cfg, name, images) for name in ("small_maps", "off")}
     for step in steps.values():  # warm-up: oneDNN primitives, allocator
@@ -86,8 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             steps[name]()
             times[name].append(time.perf_counter() - start)
     ratios = [off / gemm for gemm, off in zip(times["small_maps"], times["off"])]
-    print(f"stage {args.stage}, {args.image_size} px, batch {args.batch_size}, config {args.config or 'defaults'} "
-          f"{' '.join('--set ' + pair for pair in args.set)}; {torch.get_num_threads()} threads, {args.pairs} pairs")
+    print(f"{header(args)}; {torch.get_num_threads()} threads, {args.pairs} pairs")
     for name in ("small_maps", "off"):
         print(f"gemm_weight_grads={name}: median {statistics.median(times[name]):.3f} s/step, "
               f"fastest {min(times[name]):.3f}")

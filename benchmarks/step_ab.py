@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from step_options import add_step_arguments, config_pairs, header
+
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
@@ -70,17 +72,11 @@ def run(src: str, payload: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--other", required=True, help="the other tree's src/ folder (e.g. a git worktree)")
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--config")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_step_arguments(parser)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args(argv)
-    payload = {"stage": args.stage, "config": args.config, "steps": args.steps,
-               "pairs": ["data=unused", f"image_size={args.image_size}", f"batch_size={args.batch_size}",
-                         "steps=1000", *args.set]}
+    payload = {"stage": args.stage, "config": args.config, "steps": args.steps, "pairs": config_pairs(args)}
     trees = {"this": str(REPO / "src"), "other": args.other}
     rates: dict[str, list[float]] = {name: [] for name in trees}
     notes = set()
@@ -91,8 +87,7 @@ def main(argv: list[str] | None = None) -> int:
             rates[name].append(result["images_per_s"])
             notes.update(f"{name}: dropped {d}" for d in result["dropped"])
     this, other = statistics.median(rates["this"]), statistics.median(rates["other"])
-    print(f"stage {args.stage}, {args.image_size} px, batch {args.batch_size}, config {args.config or 'defaults'} "
-          f"{' '.join('--set ' + s for s in args.set)}")
+    print(header(args))
     print(f"this tree:  {this:.1f} img/s (runs {', '.join(f'{r:.1f}' for r in rates['this'])})")
     print(f"other tree: {other:.1f} img/s (runs {', '.join(f'{r:.1f}' for r in rates['other'])}) [{args.other}]")
     print(f"ratio this/other: {this / other:.2f}x")
