@@ -96,6 +96,8 @@ class MonitorConfig(CommonConfig):
     knn_max_train: int = 5000  # cap on memory images (feature extraction costs a forward pass each)
     knn_max_val: int = 2000
     knn_layers: tuple[str, ...] = ("conv2", "conv3", "conv5")  # conv5 alone misleads at small budgets
+    # checkpoints/best_knn.pt: the networks at the step whose best monitored layer scored highest (train/best_knn.py)
+    keep_best_knn: bool = True
 
 
 @dataclass

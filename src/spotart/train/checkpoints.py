@@ -8,6 +8,7 @@ What a run directory's ``checkpoints/`` holds (format 2):
   autoencoder) are not copied into them but kept once in a file beside them (``autoencoder.pt``) and named by
   the snapshot, with a digest; ``load_checkpoint`` puts them back, so readers see one dict either way.
   ``snapshot_optimizer=true`` makes every snapshot a full state instead.
+- ``best_knn.pt`` (with ``best_knn.json``): when a kNN monitor runs, the networks at its best step (``best_knn.py``).
 - A state is written once: when a snapshot would hold exactly what ``latest.pt`` holds (the final step, or
   every step under ``snapshot_optimizer``), it is a hard link to it, i.e. a second name for the same bytes.
 
@@ -180,6 +181,20 @@ class CheckpointManager:
 
     def snapshot(self, step: int) -> Path:
         return self.run.checkpoints / f"step_{step:07d}.pt"
+
+    @property
+    def best_knn(self) -> Path:
+        """The networks at the best kNN step so far (``best_knn.py``); not a ``step_*`` name, so never pruned."""
+        return self.run.checkpoints / "best_knn.pt"
+
+    @property
+    def best_knn_record(self) -> Path:
+        return self.run.checkpoints / "best_knn.json"
+
+    def save_lean(self, path: Path, payload: dict[str, Any]) -> None:
+        """A networks-only snapshot of ``payload`` at ``path``, its shared parts named (rank 0 only)."""
+        if self.run.enabled:
+            save_checkpoint(path, self._lean(payload))
 
     def save(self, payload: dict[str, Any], step: int, final: bool = False) -> None:
         """``latest.pt`` and the snapshot of ``step``; ``final``: the run's last step."""

@@ -14,6 +14,7 @@ from ..config import CommonConfig
 from ..data import SeededSampler, training_loader
 from ..data.augment_device import DeviceAugment
 from . import distributed as dist_utils
+from .best_knn import BestKnn
 from .checkpoints import CheckpointError, CheckpointManager, load_checkpoint
 from .device import Runtime, configure_backends
 from .nonfinite import NonFiniteGuard
@@ -186,9 +187,15 @@ def run_loop(session: Session, stage: Stage, guard: NonFiniteGuard) -> Path:
     bar = progress_bar(session.total_steps, step, cfg.progress and run.enabled, stage.name)
     data = batches(session.loader, session.sampler, step, session.steps_per_epoch)
 
+    # the best kNN step's networks (monitoring, like the kNN itself: outside wall_s)
+    keeps_best = stage.after_step is not None and getattr(cfg, "knn_val", "") and getattr(cfg, "keep_best_knn", False)
+    best_knn = BestKnn(session.checkpoints, step) if keeps_best else None
+
     def after_step(index: int, epoch: int) -> None:
         with clock.paused():
             extra = stage.after_step(index) if stage.after_step is not None else {}
+            if extra and best_knn is not None:
+                best_knn.offer(index, extra, lambda: stage.payload(index))
         if extra:
             log_extra(run, index, epoch, extra, clock.seconds())
 
