@@ -17,7 +17,7 @@ from spotart.cli import main
 from spotart.inspection.charts import metric_curves
 from spotart.inspection.html_page import image, page
 from spotart.inspection.probe_results import find_probes, read_probe
-from spotart.inspection.run_files import ReportError, read_metrics
+from spotart.inspection.run_files import ReportError, best_knn_note, read_metrics
 
 COUNT = 4  # fixed images in the report under test
 
@@ -180,3 +180,18 @@ def test_knn_monitor_rows_get_their_own_chart():
 def test_fewer_than_two_images_is_refused(spot_run, tmp_path, capsys):
     assert main(["report", str(spot_run), "--images", "1", "--out", str(tmp_path / "r.html")]) == 2
     assert "--images must be at least 2" in capsys.readouterr().err
+
+
+def test_the_best_knn_step_is_named_and_where_its_networks_are(tmp_path):
+    checkpoints = tmp_path / "run" / "checkpoints"
+    checkpoints.mkdir(parents=True)
+    latest, best = checkpoints / "latest.pt", checkpoints / "best_knn.pt"
+    assert best_knn_note(tmp_path / "run", latest) is None  # an unmonitored run says nothing
+    (checkpoints / "best_knn.json").write_text(json.dumps({"step": 600, "layer": "conv3", "top1": 44.125}))
+    note = best_knn_note(tmp_path / "run", latest)
+    assert note.startswith("The best kNN step so far was step 600 (conv3 kNN top-1 44.1%)")
+    assert f"--checkpoint {best}" in note
+    assert best_knn_note(tmp_path / "run", best).startswith("These are the networks of the best kNN step so far: "
+                                                            "step 600")
+    (checkpoints / "best_knn.json").write_text("{torn")
+    assert best_knn_note(tmp_path / "run", latest) is None

@@ -20,7 +20,7 @@ from .fixed_images import fixed_images
 from .html_page import page
 from .panels import damage_and_repair, real_or_repaired
 from .probe_results import find_probes, read_probe
-from .run_files import ReportError, open_run
+from .run_files import ReportError, best_knn_note, open_run
 
 log = logging.getLogger("spotart")
 
@@ -48,6 +48,9 @@ def build_report(run_dir: str | Path, out: str | Path | None = None, probes: Seq
     probe_results = [read_probe(path, run.root) for path in find_probes(run.root, probes)]
 
     notes = [fixed.note] if fixed.note else []
+    best = best_knn_note(run.root, run.checkpoint)
+    if best:
+        notes.append(best)
     if payload["repair"] is None:
         notes.append("This run has no repair network (repair=none): the panels show the damage only.")
     elif config["repair"] != "masked" or config["passes"] != 1:

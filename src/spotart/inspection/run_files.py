@@ -37,6 +37,21 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
+def best_knn_note(root: Path, shown: Path) -> str | None:
+    """One line on the run's best kNN step (``checkpoints/best_knn.json``, written by a monitored run), or None."""
+    record_path = root / "checkpoints" / "best_knn.json"
+    try:
+        record = json.loads(record_path.read_text())
+        step, layer, top1 = int(record["step"]), str(record["layer"]), float(record["top1"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    best = record_path.with_name("best_knn.pt")
+    if shown.resolve() == best.resolve():
+        return f"These are the networks of the best kNN step so far: step {step} ({layer} kNN top-1 {top1:.1f}%)."
+    return (f"The best kNN step so far was step {step} ({layer} kNN top-1 {top1:.1f}%); its networks are in {best}: "
+            f"`spotart report {root} --checkpoint {best}` draws them.")
+
+
 def open_run(root: str | Path, checkpoint: str | Path | None = None) -> SpotRun:
     """The run in ``root``; ``checkpoint`` (default ``checkpoints/latest.pt``) names the networks to show."""
     root = Path(root).expanduser()
