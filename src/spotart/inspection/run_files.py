@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import ConfigError, load_yaml
+from ..train.checkpoints import BEST_KNN_FILE, BEST_KNN_RECORD
 
 
 class ReportError(ValueError):
@@ -39,13 +40,13 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def best_knn_note(root: Path, shown: Path) -> str | None:
     """One line on the run's best kNN step (``checkpoints/best_knn.json``, written by a monitored run), or None."""
-    record_path = root / "checkpoints" / "best_knn.json"
+    record_path = root / "checkpoints" / BEST_KNN_RECORD
     try:
         record = json.loads(record_path.read_text())
         step, layer, top1 = int(record["step"]), str(record["layer"]), float(record["top1"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    best = record_path.with_name("best_knn.pt")
+    best = record_path.with_name(BEST_KNN_FILE)
     if shown.resolve() == best.resolve():
         return f"These are the networks of the best kNN step so far: step {step} ({layer} kNN top-1 {top1:.1f}%)."
     return (f"The best kNN step so far was step {step} ({layer} kNN top-1 {top1:.1f}%); its networks are in {best}: "

@@ -44,15 +44,15 @@ class BestKnn:
     def __init__(self, manager: CheckpointManager, start_step: int) -> None:
         self.manager = manager
         self.top1 = float("-inf")
-        self.record = self._read_record()
-        if self.record is not None and int(self.record["step"]) > start_step:
+        record = self._read_record()
+        if record is not None and int(record["step"]) > start_step:
             log.info("best_knn.pt is from step %d, past the step %d this run resumes at: dropped, the resumed run "
-                     "measures those steps again", self.record["step"], start_step)
+                     "measures those steps again", record["step"], start_step)
             for path in (manager.best_knn, manager.best_knn_record):
                 path.unlink(missing_ok=True)
-            self.record = None
-        if self.record is not None:
-            self.top1 = float(self.record["top1"])
+            record = None
+        if record is not None:
+            self.top1 = float(record["top1"])
         elif start_step > 0 and manager.run.enabled:
             log.info("no best_knn.pt from before step %d: the best kNN step is kept from here on", start_step)
 
@@ -76,10 +76,10 @@ class BestKnn:
             return False
         layer, top1 = best
         self.manager.save_lean(self.manager.best_knn, payload())
-        self.record = {"step": step, "layer": layer, "top1": top1,
-                       "knn": {key: value for key, value in metrics.items() if key.startswith(KNN_PREFIX)}}
+        record = {"step": step, "layer": layer, "top1": top1,
+                  "knn": {key: value for key, value in metrics.items() if key.startswith(KNN_PREFIX)}}
         temporary = self.manager.best_knn_record.with_suffix(".json.tmp")
-        temporary.write_text(json.dumps(self.record, indent=1) + "\n")
+        temporary.write_text(json.dumps(record, indent=1) + "\n")
         os.replace(temporary, self.manager.best_knn_record)  # the record never names a file it does not describe
         self.top1 = top1
         return True

@@ -35,6 +35,7 @@ CHECKPOINT_FORMAT = 2  # 2: snapshots may hold the networks only and name shared
 
 # Payload entries that stay the same for a whole run, kept once per run directory instead of in every snapshot.
 SHARED_PARTS = {"autoencoder": "autoencoder.pt"}  # payload key -> file name in checkpoints/
+BEST_KNN_FILE, BEST_KNN_RECORD = "best_knn.pt", "best_knn.json"  # in checkpoints/: the best kNN step (best_knn.py)
 
 
 class CheckpointError(ValueError):
@@ -185,11 +186,11 @@ class CheckpointManager:
     @property
     def best_knn(self) -> Path:
         """The networks at the best kNN step so far (``best_knn.py``); not a ``step_*`` name, so never pruned."""
-        return self.run.checkpoints / "best_knn.pt"
+        return self.run.checkpoints / BEST_KNN_FILE
 
     @property
     def best_knn_record(self) -> Path:
-        return self.run.checkpoints / "best_knn.json"
+        return self.run.checkpoints / BEST_KNN_RECORD
 
     def save_lean(self, path: Path, payload: dict[str, Any]) -> None:
         """A networks-only snapshot of ``payload`` at ``path``, its shared parts named (rank 0 only)."""
