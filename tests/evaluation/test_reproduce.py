@@ -138,6 +138,30 @@ def test_seeds_and_variants_add_rows_to_one_table(tmp_path, monkeypatch):
         run_reproduce("tiny", work=str(work), results=str(results), variants=["slow_repair:repair_every=4"])
 
 
+def test_ae_config_trains_stage_1_from_a_yaml_and_a_stage_1_trained_otherwise_is_refused(tmp_path, monkeypatch):
+    work, results = tmp_path / "work", tmp_path / "results"
+    ae_yaml = tmp_path / "ae.yaml"  # the preset's size and steps win over the file's; the file's own keys hold
+    ae_yaml.write_text("decoder_upsampling: tf_legacy\nae_init: official\nimage_size: 96\nsteps: 77\nlr: 0.002\n")
+    argv = ["reproduce", "--preset", "tiny", "--work", str(work), "--results", str(results), "--models", "autoencoder",
+            "--ae-config", str(ae_yaml), "--ae-set", "lr=0.0005"]
+    assert main(argv) == 0
+    trained = yaml.safe_load((work / "autoencoder" / "run" / "config.yaml").read_text())
+    assert (trained["decoder_upsampling"], trained["ae_init"], trained["lr"]) == ("tf_legacy", "official", 0.0005)
+    assert (trained["image_size"], trained["steps"]) == (PRESETS["tiny"].image_size, PRESETS["tiny"].ae_steps)
+    assert f"--ae-config {ae_yaml} --ae-set lr=0.0005" in (results / "reproduce.md").read_text()
+
+    # the same keys, or none, or other bookkeeping: the stage 1 in WORK is reused
+    monkeypatch.setattr(stage1, "train_autoencoder", lambda *a, **k: pytest.fail("trained again"))
+    for more in ([], ["--ae-set", "num_workers=0"]):
+        assert main(argv + more) == 0
+    run_reproduce("tiny", work=str(work), results=str(results), models="autoencoder")
+    # keys that ask for another stage 1 are refused, each named with both values
+    with pytest.raises(EvaluationError, match=r"decoder_upsampling: trained 'tf_legacy', asked 'half_pixel'; "
+                                              r"lr: trained 0.0005, asked 0.002\): give another --work"):
+        run_reproduce("tiny", work=str(work), results=str(results), models="autoencoder", ae_config=str(ae_yaml),
+                      ae_set=["decoder_upsampling=half_pixel"])
+
+
 @pytest.mark.parametrize("variant, message", [
     ("slow_repair", "NAME:KEY=VALUE"),
     ("slow_repair:", "NAME:KEY=VALUE"),

@@ -96,7 +96,8 @@ def cmd_reproduce(args: argparse.Namespace) -> None:
     from .reproduce import run_reproduce
 
     run_reproduce(args.preset, args.data, args.work, args.results, args.models, args.set, args.ae_set,
-                  args.command_line or _reproduce_command(args), args.seeds, args.variant, args.equal_time_to)
+                  args.command_line or _reproduce_command(args), args.seeds, args.variant, args.equal_time_to,
+                  args.ae_config)
 
 
 def _reproduce_command(args: argparse.Namespace) -> str:
@@ -107,6 +108,8 @@ def _reproduce_command(args: argparse.Namespace) -> str:
         if value:
             parts += [flag, value]
     parts += [item for pair in args.set for item in ("--set", pair)]
+    if args.ae_config:
+        parts += ["--ae-config", args.ae_config]
     parts += [item for pair in args.ae_set for item in ("--ae-set", pair)]
     parts += [item for variant in args.variant for item in ("--variant", variant)]
     if args.equal_time_to != "full":
@@ -208,7 +211,12 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="train-spot config key for every stage-2 run (e.g. warmup_steps=100); ablation switches win. "
                    "The RotNet rows take the reference row's keys that train-rotnet has too (knn_*, lr, precision, "
                    "disc_init, ...)")
-    p.add_argument("--ae-set", action="append", default=[], metavar="KEY=VALUE", help="train-ae config key")
+    p.add_argument("--ae-config", metavar="FILE",
+                   help="train-ae YAML for the shared stage 1 (e.g. configs/official_stl10_ae.yaml, the stage 1 the "
+                   "official variant expects); the preset's data, size, batch and steps override it, --ae-set after")
+    p.add_argument("--ae-set", action="append", default=[], metavar="KEY=VALUE",
+                   help="train-ae config key for the shared stage 1 (after --ae-config). A stage 1 already in WORK "
+                   "that was trained with other values of these keys is refused, not reused")
     p.add_argument("--equal-time-to", default="full", metavar="ROW",
                    help="the stage-2 row (full, an ablation or a variant) whose images (rotnet) and stage 1 + 2 "
                    "training time at the same seed (rotnet_equal_time) the RotNet rows match (default full); it "

@@ -29,8 +29,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from ...config import ConfigError, build_config
+from ...config import ConfigError, build_config, config_class, config_to_dict, load_yaml, parse_set_args
 from ..errors import EvaluationError
 from ..supervised import build_supervised_config
 from .presets import Preset
@@ -162,14 +163,21 @@ def rows_to_run(models: str | None, new_variants: tuple[ModelSpec, ...],
     return new_variants or DEFAULT_MODELS
 
 
+# train-ae keys that change how a run is logged, saved or fed, not what it learns: a later command may differ in them
+BOOKKEEPING_KEYS = frozenset({"data_root", "download", "num_workers", "log_every", "image_every", "checkpoint_every",
+                              "keep_checkpoints", "snapshot_optimizer", "progress"})
+
+
 @dataclass(frozen=True)
 class RowConfigs:
-    """The training config of each row: the preset's data and budgets, ``--set`` / ``--ae-set``, the row's keys."""
+    """The training config of each row: the preset's data and budgets, ``--set`` / ``--ae-config`` / ``--ae-set``,
+    the row's keys."""
 
     preset: Preset
     train_dir: Path
     spot_set: tuple[str, ...] = ()
     ae_set: tuple[str, ...] = ()
+    ae_config: str | None = None  # a train-ae YAML for the shared stage 1, e.g. configs/official_stl10_ae.yaml
 
     def common(self) -> list[str]:
         p = self.preset
@@ -178,8 +186,25 @@ class RowConfigs:
                 f"progress={str(p.name != 'tiny').lower()}"]
 
     def autoencoder(self):
-        """The shared stage 1 (train-ae)."""
-        return build_config("train-ae", set_pairs=self.common() + [f"steps={self.preset.ae_steps}", *self.ae_set])
+        """The shared stage 1 (train-ae): ``--ae-config``'s YAML first, then the preset's data, size, batch, steps
+        and checkpointing, then ``--ae-set``."""
+        return build_config("train-ae", self.ae_config,
+                            self.common() + [f"steps={self.preset.ae_steps}", *self.ae_set])
+
+    def stage1_conflicts(self, saved: dict[str, Any]) -> list[str]:
+        """The keys that ``--ae-config`` and ``--ae-set`` ask of stage 1 but that the stage 1 ``saved`` (its
+        config.yaml) was trained without, as ``key: trained V, asked W``. Empty when this command asks nothing of
+        stage 1: later commands may use a work folder's stage 1 without repeating its keys."""
+        preset_names = {pair.partition("=")[0] for pair in self.common()} | {"steps"}  # the YAML's lose to these
+        asked_names = set(load_yaml(self.ae_config)) - preset_names if self.ae_config else set()
+        asked_names |= set(parse_set_args(list(self.ae_set)))
+        asked_names -= BOOKKEEPING_KEYS
+        if not asked_names:
+            return []
+        asked = config_to_dict(self.autoencoder())
+        trained = {**config_to_dict(config_class("train-ae")()), **saved}  # a key newer than the run: its default
+        return [f"{name}: trained {trained[name]!r}, asked {asked[name]!r}"
+                for name in sorted(asked_names) if asked[name] != trained[name]]
 
     def spot(self, spec: ModelSpec, seed: int, autoencoder: Path | str = ""):
         """The train-spot config of a stage-2 row at ``seed``: a variant's YAML file first, if it has one, then the

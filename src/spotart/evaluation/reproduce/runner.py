@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ...config import build_config
+from ..errors import EvaluationError
 from ..linear import LinearSettings
 from ..probe import ProbeOptions, run_probe
 from ..supervised import train_supervised
@@ -41,10 +42,10 @@ class Reproduction:
     reference and budgets) and ``tables`` (the results files)."""
 
     def __init__(self, preset: Preset, data: Path, work: Path, results: Path, spot_set: list[str],
-                 ae_set: list[str], command: str, equal_time_to: str = "full") -> None:
+                 ae_set: list[str], command: str, equal_time_to: str = "full", ae_config: str | None = None) -> None:
         self.preset, self.work, self.results, self.command = preset, work, results, command
         self.train_dir, self.val_dir = data / "train", eval_split(data)
-        self.configs = RowConfigs(preset, self.train_dir, tuple(spot_set), tuple(ae_set))
+        self.configs = RowConfigs(preset, self.train_dir, tuple(spot_set), tuple(ae_set), ae_config)
         self.folder = WorkFolder(work)
         self.yardstick = Yardstick(self.folder, self.configs, equal_time_to)
         self.tables = Tables(preset, self.folder, self.configs, self.yardstick, results, self.val_dir, command)
@@ -57,6 +58,17 @@ class Reproduction:
         run_dir = self.work / "autoencoder" / "run"
         return self.folder.train_once("autoencoder", run_dir, cfg.steps,
                                       lambda resume: train_autoencoder(cfg, str(run_dir), resume))
+
+    def check_stage1(self) -> None:
+        """Refuse a stage 1 in the work folder trained with other keys than ``--ae-config``/``--ae-set`` ask:
+        reusing it would silently ignore them, training it again would change every row already trained on it."""
+        saved = self.folder.saved_config("autoencoder")
+        conflicts = self.configs.stage1_conflicts(saved) if saved is not None else []
+        if conflicts:
+            folder = self.work / "autoencoder"
+            raise EvaluationError(
+                f"the shared stage 1 in {folder} was trained with other keys than --ae-config/--ae-set ask "
+                f"({'; '.join(conflicts)}): give another --work, or move {folder} away to train it again")
 
     def checkpoint_for(self, spec: ModelSpec, seed: int = 0) -> str | None:
         run_dir, folder = self.folder.run_dir(spec, seed), run_folder(spec, seed)
@@ -139,7 +151,8 @@ def training_order(specs: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
 def run_reproduce(preset: str, data: str | None = None, work: str | None = None, results: str | None = None,
                   models: str | None = None, spot_set: list[str] | None = None, ae_set: list[str] | None = None,
                   command: str = "spotart reproduce", seeds: str | None = None,
-                  variants: list[str] | None = None, equal_time_to: str = "full") -> dict[str, dict[str, float]]:
+                  variants: list[str] | None = None, equal_time_to: str = "full",
+                  ae_config: str | None = None) -> dict[str, dict[str, float]]:
     """Train and probe every selected model and seed that is not done yet; write and return the results table.
 
     ``variants`` are defined (and remembered in the work folder); ``models`` decides what trains: the paper's rows
@@ -151,8 +164,9 @@ def run_reproduce(preset: str, data: str | None = None, work: str | None = None,
     work_dir, results_dir = work_folder(chosen, work), results_folder(chosen, work, results)
     work_dir.mkdir(parents=True, exist_ok=True)
     repro = Reproduction(chosen, data_folder(chosen, data, work_dir), work_dir, results_dir, list(spot_set or []),
-                         list(ae_set or []), command, equal_time_to)
+                         list(ae_set or []), command, equal_time_to, ae_config)
     known_variants = repro.folder.variants(new_variants)
+    repro.check_stage1()  # before any training, like a bad --equal-time-to below
     repro.yardstick.reference()  # a bad --equal-time-to is said before any training
     specs = rows_to_run(models, new_variants, known_variants)
     repro.yardstick.check(specs, seed_list)  # so is a reference that rotnet_equal_time needs and nothing trains
