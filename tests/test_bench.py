@@ -134,3 +134,29 @@ def test_the_instruction_sets_are_named_beside_the_ceiling(image_folder, monkeyp
         assert text.startswith("AMX-BF16")
     elif " avx512_bf16" in flags:
         assert text.startswith("AVX512-BF16")
+
+
+def test_set_pairs_go_to_the_stages_that_have_the_key():
+    pairs = ["precision=fp32", "decoder_upsampling=tf_legacy", "drop_rate=0.5", "no_such_key=1"]
+    ae_pairs, spot_pairs = bench.split_set_pairs(pairs)
+    assert ae_pairs == ["precision=fp32", "decoder_upsampling=tf_legacy", "no_such_key=1"]
+    assert spot_pairs == ["precision=fp32", "drop_rate=0.5", "no_such_key=1"]  # unknown: the config names it
+
+
+def test_both_stages_run_the_autoencoder_the_stage_1_keys_ask_for(image_folder, monkeypatch):
+    built = []
+    real = bench.new_autoencoder
+
+    def recording(cfg):
+        model = real(cfg)
+        built.append((cfg.decoder_upsampling, cfg.ae_init))
+        return model
+
+    monkeypatch.setattr(bench, "new_autoencoder", recording)
+    result = _small_bench(image_folder, monkeypatch, set_pairs=["decoder_upsampling=tf_legacy", "ae_init=official",
+                                                                "drop_rate=0.5"])
+    assert result["stage2_images_per_s"] > 0
+    # stage 1, stage 2 (its frozen autoencoder) and the fp32 references of both: always the asked autoencoder
+    assert built and set(built) == {("tf_legacy", "official")} and len(built) >= 2
+    with pytest.raises(bench.ConfigError, match="no_such_key"):
+        _small_bench(image_folder, monkeypatch, set_pairs=["no_such_key=1"])

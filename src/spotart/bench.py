@@ -9,6 +9,7 @@ fp32 eager path (no autocast, no channels_last, no compilation) timed side by si
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import logging
 import resource
@@ -20,7 +21,7 @@ from typing import Any
 
 import torch
 
-from .config import ConfigError, build_config
+from .config import ConfigError, build_config, config_class
 from .data import DataError, training_loader
 from .data.augment_device import DeviceAugment
 from .models import AutoEncoder, Discriminator
@@ -36,7 +37,7 @@ from .train.device import (
 from .train.nonfinite import NonFiniteGuard
 from .train.optimisation import make_adam
 from .train.session import batch_images
-from .train.stage1 import autoencoder_step
+from .train.stage1 import autoencoder_step, new_autoencoder
 from .train.stage2 import build_models, spot_step
 
 log = logging.getLogger("spotart")
@@ -157,7 +158,7 @@ def _runtime(precision: str, channels_last: str, device: torch.device, gemm_weig
 
 
 def _stage1(cfg, runtime: Runtime, images: torch.Tensor) -> Callable[[], Any]:
-    model = AutoEncoder().to(runtime.device, memory_format=runtime.memory_format).train()
+    model = new_autoencoder(cfg).to(runtime.device, memory_format=runtime.memory_format).train()
     if runtime.gemm_weight_grads:
         use_gemm_weight_grads(model)
     optimizer = make_adam(model, cfg)
@@ -167,8 +168,10 @@ def _stage1(cfg, runtime: Runtime, images: torch.Tensor) -> Callable[[], Any]:
     return lambda: autoencoder_step(forward, x, optimizer, runtime, cfg.recon_weight, guard)
 
 
-def _stage2(cfg, runtime: Runtime, images: torch.Tensor) -> Callable[[], Any]:
-    models = build_models(cfg, AutoEncoder(), runtime)
+def _stage2(cfg, runtime: Runtime, images: torch.Tensor, ae_cfg=None) -> Callable[[], Any]:
+    """A stage-2 step on the frozen autoencoder that ``ae_cfg`` (a train-ae config) would train; the default
+    autoencoder without it."""
+    models = build_models(cfg, new_autoencoder(ae_cfg) if ae_cfg is not None else AutoEncoder(), runtime)
     models.generator.train()
     models.discriminator.train()
     x = runtime.to_device(images)
@@ -253,12 +256,29 @@ def device_augment_rate(cfg, runtime: Runtime, side: int, repeats: int = 5) -> f
     return time_steps(step, cfg.batch_size, 1, repeats, runtime.device)
 
 
+def split_set_pairs(pairs: list[str]) -> tuple[list[str], list[str]]:
+    """``--set`` pairs for stage 1 and for stage 2: each key goes to the stages whose config has it (a key of both,
+    like ``precision``, to both; ``decoder_upsampling`` to stage 1, which builds the autoencoder stage 2 freezes;
+    ``drop_rate`` to stage 2). A key neither has goes to both, so that the config says it is unknown."""
+    ae_keys, spot_keys = ({field.name for field in dataclasses.fields(config_class(command))}
+                          for command in ("train-ae", "train-spot"))
+    ae_pairs, spot_pairs = [], []
+    for pair in pairs:
+        key = pair.partition("=")[0].strip()
+        known_to_one = (key in ae_keys) != (key in spot_keys)
+        if key in ae_keys or not known_to_one:
+            ae_pairs.append(pair)
+        if key in spot_keys or not known_to_one:
+            spot_pairs.append(pair)
+    return ae_pairs, spot_pairs
+
+
 def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 64, steps: int = 5,
               warmup: int = 2, fp32_steps: int = 2, num_workers: int = 2, compile: bool = False,
               device: str = "auto", set_pairs: list[str] | None = None) -> dict[str, Any]:
     """Every figure of ``spotart bench`` in one dict; the same keys on CPU and CUDA.
 
-    ``set_pairs`` are ``key=value`` config overrides for both stages (e.g. ``gpu_augment=true``).
+    ``set_pairs`` are ``key=value`` config overrides, each for the stages that have the key (:func:`split_set_pairs`).
     """
     target = resolve_device(device)
     tmp = None
@@ -275,9 +295,10 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
             data = tmp.name
             data_source = f"{count} JPEGs of {image_size} px cut from the bundled photographs (no data set found)"
     pairs = [f"data={data}", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000",
-             f"num_workers={num_workers}", f"compile={compile}", *(set_pairs or [])]
-    ae_cfg = build_config("train-ae", set_pairs=pairs)
-    spot_cfg = build_config("train-spot", set_pairs=pairs)
+             f"num_workers={num_workers}", f"compile={compile}"]
+    ae_pairs, spot_pairs = split_set_pairs(set_pairs or [])
+    ae_cfg = build_config("train-ae", set_pairs=pairs + ae_pairs)
+    spot_cfg = build_config("train-spot", set_pairs=pairs + spot_pairs)
     configure_backends(target, ae_cfg.deterministic)
     images = torch.rand(batch_size, 3, image_size, image_size) * 2 - 1
     fast = _runtime(ae_cfg.precision, ae_cfg.channels_last, target, ae_cfg.gemm_weight_grads)
@@ -298,7 +319,8 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
     kind = "bf16" if fast.dtype is torch.bfloat16 else "fp32"
     ceiling, ceiling_best = result[f"{kind}_matmul_tflops"], result[f"{kind}_matmul_tflops_best"]
 
-    for name, build in (("stage1", _stage1), ("stage2", _stage2)):
+    stage2 = functools.partial(_stage2, ae_cfg=ae_cfg)  # the autoencoder of the --set keys, e.g. tf_legacy
+    for name, build in (("stage1", _stage1), ("stage2", stage2)):
         cfg = ae_cfg if name == "stage1" else spot_cfg
         step = build(cfg, fast, images)
         # FLOPs are counted on an eager step: compiled kernels bypass the counter

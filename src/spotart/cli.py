@@ -172,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
                    help="where to measure (default: CUDA when available, else the CPU)")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a training config key for both stages (repeatable), e.g. --set gpu_augment=true")
+                   help="override a training config key (repeatable) in the stages that have it, e.g. --set "
+                   "gpu_augment=true, --set decoder_upsampling=tf_legacy (stage 1's autoencoder, frozen in stage 2)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
     p.set_defaults(func=cmd_bench)
 

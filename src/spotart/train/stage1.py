@@ -72,10 +72,15 @@ def checkpoint_payload(model, optimizer, cfg: AEConfig, step: int) -> dict:
     }
 
 
+def new_autoencoder(cfg: AEConfig) -> AutoEncoder:
+    """The untrained autoencoder that ``cfg`` trains: its init scheme and decoder upsampling."""
+    return AutoEncoder(init=cfg.ae_init, upsampling=cfg.decoder_upsampling)
+
+
 def train_autoencoder(cfg: AEConfig, out: str, resume: bool = False) -> Path:
     session = start_session(cfg, out, "train-ae", stage="autoencoder", resume=resume)
     runtime = session.runtime
-    model = AutoEncoder(init=cfg.ae_init, upsampling=cfg.decoder_upsampling)
+    model = new_autoencoder(cfg)
     model = dist_utils.convert_batchnorm(model, cfg.sync_batchnorm, runtime.device)
     model = model.to(runtime.device, memory_format=runtime.memory_format)
     if runtime.gemm_weight_grads:
