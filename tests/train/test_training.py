@@ -126,6 +126,31 @@ def test_knn_val_without_a_monitor_is_said_in_the_log(tmp_path, caplog):
     assert not [r for r in _rows(tmp_path / "spot") if any(k.startswith("knn_") for k in r)]
 
 
+def test_resuming_with_another_network_is_refused_and_a_key_older_than_the_run_reads_as_its_default(tmp_path,
+                                                                                                   image_folder):
+    ae_ckpt = _ae(tmp_path, image_folder, 32, steps=1)
+    pairs = FAST + [f"data={image_folder}", "image_size=32", "batch_size=4", "steps=2"]
+    # the official stage-1 preset now decodes with TF1's legacy x2: its older runs were trained with half_pixel
+    asked = build_config("train-ae", set_pairs=pairs + ["decoder_upsampling=tf_legacy"])
+    with pytest.raises(CheckpointError, match=r"trained with decoder_upsampling=half_pixel \(asked: tf_legacy\): "
+                                              r"resume with --set decoder_upsampling=half_pixel"):
+        train_autoencoder(asked, str(tmp_path / "ae"), resume=True)
+    payload = torch.load(ae_ckpt, weights_only=False)
+    del payload["config"]["decoder_upsampling"]  # a checkpoint from before the key existed
+    torch.save(payload, ae_ckpt)
+    with pytest.raises(CheckpointError, match="decoder_upsampling=half_pixel"):
+        train_autoencoder(asked, str(tmp_path / "ae"), resume=True)
+    resumed = train_autoencoder(build_config("train-ae", set_pairs=pairs), str(tmp_path / "ae"), resume=True)
+    assert load_checkpoint(resumed)["step"] == 2
+
+    spot = _spot_cfg(image_folder, 32, ae_ckpt, steps=1)
+    train_spot(spot, str(tmp_path / "spot"))
+    with pytest.raises(CheckpointError, match=r"trained with disc_padding=symmetric \(asked: tf_same\), passes=1 "
+                                              r"\(asked: 2\): resume with --set disc_padding=symmetric --set passes=1"):
+        train_spot(_spot_cfg(image_folder, 32, ae_ckpt, steps=2, extra=["disc_padding=tf_same", "passes=2"]),
+                   str(tmp_path / "spot"), resume=True)
+
+
 def test_resuming_at_another_image_size_is_refused(tmp_path, image_folder):
     _ae(tmp_path, image_folder, 32, steps=1)
     cfg = build_config("train-ae", set_pairs=FAST + [f"data={image_folder}", "image_size=64", "batch_size=4",

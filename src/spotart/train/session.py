@@ -64,6 +64,7 @@ def start_session(cfg: CommonConfig, out: str, command: str, stage: str, resume:
             raise CheckpointError(
                 f"--resume: the run in {run.root} was trained at {saved_size} px, not {cfg.image_size} px"
             )
+        check_network_keys(cfg, resumed["config"], run.root)
     elif manager.latest.exists():
         raise CheckpointError(
             f"{run.root} already holds a run ({manager.latest}): pass --resume to continue it, or choose another --out"
@@ -82,6 +83,29 @@ def start_session(cfg: CommonConfig, out: str, command: str, stage: str, resume:
     if resumed:
         log.info("resuming from %s at step %d", manager.latest, start)
     return Session(cfg, command, runtime, run, manager, loader, sampler, total, start, resumed)
+
+
+# Keys that decide what a network computes from the same parameters. A resumed run that changed one would go on
+# training another network from the same weights, without an error from load_state_dict to say so.
+NETWORK_KEYS = ("decoder_upsampling", "disc_padding", "fc1_bn_scale", "repair", "passes")
+
+
+def check_network_keys(cfg: CommonConfig, saved: dict[str, Any], root: Path) -> None:
+    """Refuse to resume with another value of a :data:`NETWORK_KEYS` key than the checkpoint's. A checkpoint
+    written before a key existed was trained with that key's default (e.g. ``decoder_upsampling: half_pixel``)."""
+    defaults = type(cfg)()
+    trained = {key: saved.get(key, getattr(defaults, key)) for key in NETWORK_KEYS if hasattr(cfg, key)}
+    changed = {key: value for key, value in trained.items() if value != getattr(cfg, key)}
+    if changed:
+        told = ", ".join(f"{key}={_text(value)} (asked: {_text(getattr(cfg, key))})" for key, value in changed.items())
+        keep = " ".join(f"--set {key}={_text(value)}" for key, value in changed.items())
+        raise CheckpointError(f"--resume: the run in {root} was trained with {told}: resume with {keep}, "
+                              "or start a new run (another --out) to train the other network")
+
+
+def _text(value: Any) -> str:
+    """A config value as ``--set`` takes it."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def count_parameters(module: torch.nn.Module, trainable_only: bool = True) -> int:
