@@ -90,11 +90,12 @@ def final_line(scores: HeadScores) -> str:
 
 def run_demo(out: str, minutes: float = 4.0) -> dict:
     from .inspection.report import build_report
+    from .train.rundir import latest_checkpoint
     from .train.stage1 import train_autoencoder
     from .train.stage2 import train_spot
 
     root = Path(out)
-    if (root / "spot" / "checkpoints" / "latest.pt").exists():
+    if latest_checkpoint(root / "spot").exists():
         raise OutputError(f"{root} already holds a finished demo: remove it or pass --out elsewhere")
     data, held_out = root / "photos", root / "held_out"
     count = write_demo_images(data, names=tuple(name for name in PHOTOS if name not in HELD_OUT))

@@ -13,6 +13,7 @@ from typing import Any
 from ..models import Discriminator
 from ..models.discriminator import architecture_options
 from ..train.checkpoints import CheckpointError, describe_stage, load_checkpoint
+from ..train.rundir import latest_checkpoint
 from ..train.trunks import TRUNK_COMMANDS, TRUNK_STAGES
 
 
@@ -20,7 +21,7 @@ def resolve_checkpoint(path: str | Path) -> Path:
     """``path`` itself, or ``path/checkpoints/latest.pt`` when ``path`` is a run directory."""
     path = Path(path).expanduser()
     if path.is_dir():
-        latest = path / "checkpoints" / "latest.pt"
+        latest = latest_checkpoint(path)
         if not latest.is_file():
             raise CheckpointError(f"{path} is a folder but holds no checkpoints/latest.pt: pass a run directory "
                                   "or a checkpoint file")

@@ -9,6 +9,7 @@ from typing import Any
 
 from ..config import ConfigError, load_yaml
 from ..train.checkpoints import BEST_KNN_FILE, BEST_KNN_RECORD
+from ..train.rundir import checkpoints_dir, latest_checkpoint
 
 
 class ReportError(ValueError):
@@ -40,7 +41,7 @@ def read_metrics(path: Path) -> list[dict[str, Any]]:
 
 def best_knn_note(root: Path, shown: Path) -> str | None:
     """One line on the run's best kNN step (``checkpoints/best_knn.json``, written by a monitored run), or None."""
-    record_path = root / "checkpoints" / BEST_KNN_RECORD
+    record_path = checkpoints_dir(root) / BEST_KNN_RECORD
     try:
         record = json.loads(record_path.read_text())
         step, layer, top1 = int(record["step"]), str(record["layer"]), float(record["top1"])
@@ -73,7 +74,7 @@ def open_run(root: str | Path, checkpoint: str | Path | None = None) -> SpotRun:
         if not checkpoint.is_file():
             raise ReportError(f"--checkpoint {checkpoint} is not a file")
     else:
-        checkpoint = root / "checkpoints" / "latest.pt"
+        checkpoint = latest_checkpoint(root)
         if not checkpoint.is_file():
             raise ReportError(f"{root} has no checkpoints/latest.pt yet: the report needs the trained networks")
     grids = sorted((root / "images").glob("artifacts_*.png"))

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .rundir import RunDir
+from .rundir import LATEST, RunDir
 
 log = logging.getLogger("spotart")
 
@@ -178,7 +178,7 @@ class CheckpointManager:
 
     @property
     def latest(self) -> Path:
-        return self.run.checkpoints / "latest.pt"
+        return self.run.checkpoints / LATEST
 
     def snapshot(self, step: int) -> Path:
         return self.run.checkpoints / f"step_{step:07d}.pt"

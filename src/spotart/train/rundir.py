@@ -18,6 +18,19 @@ from . import distributed as dist_utils
 
 log = logging.getLogger("spotart")
 
+CHECKPOINTS = "checkpoints"  # the folder of a run directory that CheckpointManager writes
+LATEST = "latest.pt"  # in it: everything --resume needs
+
+
+def checkpoints_dir(root: str | Path) -> Path:
+    """A run directory's ``checkpoints/``, named without creating anything (``RunDir`` creates it)."""
+    return Path(root).expanduser() / CHECKPOINTS
+
+
+def latest_checkpoint(root: str | Path) -> Path:
+    """A run directory's ``checkpoints/latest.pt``, whether or not it exists yet."""
+    return checkpoints_dir(root) / LATEST
+
 class RunDir:
     """``config.yaml``, ``metrics.jsonl``, TensorBoard events, ``checkpoints/``, ``images/``.
 
@@ -27,7 +40,7 @@ class RunDir:
     def __init__(self, root: str | Path, writer_enabled: bool = True) -> None:
         self.root = Path(root).expanduser()
         self.enabled = dist_utils.is_main_process()
-        self.checkpoints = self.root / "checkpoints"
+        self.checkpoints = checkpoints_dir(self.root)
         self.images = self.root / "images"
         self._tb = None
         if self.enabled:

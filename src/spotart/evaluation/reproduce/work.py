@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from ...train.rundir import latest_checkpoint
 from ..errors import EvaluationError
 from ..run_time import recorded_training_seconds
 from .rows import ModelSpec, parse_variant, run_folder, seed_of_folder
@@ -60,7 +61,7 @@ class WorkFolder:
         marker = run_dir / "trained.json"
         if marker.is_file() and json.loads(marker.read_text())["steps"] == steps:
             return Path(json.loads(marker.read_text())["checkpoint"])
-        resume = (run_dir / "checkpoints" / "latest.pt").is_file()
+        resume = latest_checkpoint(run_dir).is_file()
         if not resume and run_dir.exists():
             shutil.rmtree(run_dir)  # started but never checkpointed: nothing to keep
         log.info("reproduce: training %s for %d steps%s", folder, steps, " (resuming)" if resume else "")
