@@ -1,6 +1,11 @@
-"""Where a training step's time goes: torch.profiler over a few steps of stage 1 or stage 2 (bf16, channels_last).
+"""Where a training step's time goes: torch.profiler over a few steps of stage 1 or stage 2, as training runs them.
 
     PYTHONPATH=src python benchmarks/profile_step.py --stage 2 --image-size 96 --batch-size 64 --steps 2
+    PYTHONPATH=src python benchmarks/profile_step.py --stage 2 --image-size 64 --config configs/official_stl10.yaml \
+        --ae-config configs/official_stl10_ae.yaml --set precision=auto
+
+The step is ``spotart bench``'s (``bench.build_step``): the configs' precision and layout (by default bf16 and
+channels_last where the hardware runs them fast) and, for stage 2, the autoencoder of ``--ae-config``.
 
 Prints, for the profiled steps: the share of the time each kind of work takes (convolutions forward and backward,
 matrix products, BatchNorm, casts and layout copies, upsampling, the rest); the FLOP rate of the compute kinds
@@ -19,7 +24,6 @@ from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from spotart import bench
-from spotart.config import build_config
 
 # profiler operator name -> kind of work; the first matching fragment wins
 KINDS = (
@@ -52,13 +56,14 @@ def main() -> None:
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--trace", help="write a Chrome trace here")
+    parser.add_argument("--config", help="the stage's YAML config (default: the dataclass defaults)")
+    parser.add_argument("--ae-config", help="stage 2: the YAML of the stage 1 it freezes, e.g. "
+                                            "configs/official_stl10_ae.yaml")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
-    device = bench.resolve_device(args.device)
-    pairs = [f"image_size={args.image_size}", f"batch_size={args.batch_size}", "steps=1000"]
-    cfg = build_config("train-ae" if args.stage == 1 else "train-spot", set_pairs=pairs)
-    runtime = bench._runtime("auto", "auto", device)
-    images = torch.rand(args.batch_size, 3, args.image_size, args.image_size) * 2 - 1
-    step = (bench._stage1 if args.stage == 1 else bench._stage2)(cfg, runtime, images)
+    _, runtime, step = bench.build_step(args.stage, args.image_size, args.batch_size, args.set, args.config,
+                                        args.ae_config, args.device)
+    device = runtime.device
     step()
     with FlopCounterMode(display=False) as counter:
         step()

@@ -3,7 +3,7 @@ against the memory bandwidth, both measured in the same run.
 
     PYTHONPATH=src python benchmarks/roofline.py --stage 2 --image-size 96 --batch-size 64 --out roofline-96.md
     PYTHONPATH=src python benchmarks/roofline.py --stage 2 --image-size 64 --config configs/official_stl10.yaml \
-        --set precision=auto
+        --ae-config configs/official_stl10_ae.yaml --set precision=auto
 
 What it measures:
 
@@ -19,8 +19,8 @@ What it measures:
    step runs each of them comes from ``torch.utils.flop_counter`` per module (e.g. C's layers run their input
    gradient twice: in C's backward and in R's).
 
-The step is ``spotart bench``'s (``spotart.bench._stage1`` / ``_stage2``), with the config given (default: the
-dataclass defaults, as ``spotart bench``).
+The step is ``spotart bench``'s (``spotart.bench.build_step``), with the configs given (default: the dataclass
+defaults, as ``spotart bench``); ``--ae-config`` names the stage 1 that stage 2 freezes.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
-from spotart.bench import _runtime, _stage1, _stage2, device_name, matmul_rates  # noqa: E402
-from spotart.config import build_config  # noqa: E402
+from spotart.bench import build_step, device_name, matmul_rates  # noqa: E402
 
 DTYPE_BYTES = {"float": 4, "c10::BFloat16": 2, "c10::Half": 2, "double": 8, "long int": 8, "int": 4, "bool": 1,
                "unsigned char": 1, "signed char": 1}
@@ -216,17 +215,6 @@ def time_conv(module: nn.Conv2d, in_shape, dtype, channels_last: bool, device, r
     return result
 
 
-def build(stage: int, config: str | None, sets: list[str], image_size: int, batch_size: int):
-    pairs = ["data=unused", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000", *sets]
-    command = "train-spot" if stage == 2 else "train-ae"
-    cfg = build_config(command, config, set_pairs=pairs)
-    runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cuda" if torch.cuda.is_available() else
-                                                                       "cpu"))
-    images = torch.rand(batch_size, 3, image_size, image_size) * 2 - 1
-    step = (_stage2 if stage == 2 else _stage1)(cfg, runtime, images)
-    return cfg, runtime, step
-
-
 def modules_of(step) -> dict[str, nn.Module]:
     """The networks inside ``spotart.bench``'s step closure (the models it built)."""
     found = {}
@@ -244,6 +232,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
     parser.add_argument("--config", help="a YAML config (default: the dataclass defaults, as spotart bench)")
+    parser.add_argument("--ae-config", help="stage 2: the YAML of the stage 1 it freezes, e.g. "
+                                            "configs/official_stl10_ae.yaml (default: the dataclass defaults)")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--image-size", type=int, default=96)
     parser.add_argument("--batch-size", type=int, default=64)
@@ -251,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the markdown tables here as well")
     args = parser.parse_args(argv)
 
-    cfg, runtime, step = build(args.stage, args.config, args.set, args.image_size, args.batch_size)
+    cfg, runtime, step = build_step(args.stage, args.image_size, args.batch_size, args.set, args.config,
+                                    args.ae_config)
     device = runtime.device
     dtype = runtime.dtype or torch.float32
     kind = "bf16" if dtype is torch.bfloat16 else "fp32"

@@ -160,3 +160,37 @@ def test_both_stages_run_the_autoencoder_the_stage_1_keys_ask_for(image_folder, 
     assert built and set(built) == {("tf_legacy", "official")} and len(built) >= 2
     with pytest.raises(bench.ConfigError, match="no_such_key"):
         _small_bench(image_folder, monkeypatch, set_pairs=["no_such_key=1"])
+
+
+def _decoder_upsamplings(step) -> set[str]:
+    """The upsampling of every decoder stage inside a ``build_step`` closure's networks."""
+    from spotart.models.autoencoder import DecoderStage
+
+    found = set()
+    for cell in step.__closure__ or ():
+        value = cell.cell_contents
+        networks = [value] if isinstance(value, torch.nn.Module) else [getattr(value, "generator", None)]
+        for network in filter(None, networks):
+            found |= {module.upsampling for module in network.modules() if isinstance(module, DecoderStage)}
+    return found
+
+
+def test_build_step_gives_the_scripts_the_stage_1_of_their_configs_and_the_stage_runtime():
+    cfg, runtime, step = bench.build_step(2, 32, 4, ["drop_rate=0.5", "precision=fp32"],
+                                          config="configs/official_stl10.yaml",
+                                          ae_config="configs/official_stl10_ae.yaml", device="cpu")
+    assert cfg.drop_rate == 0.5 and cfg.image_size == 32 and cfg.batch_size == 4
+    assert runtime.dtype in (None, torch.float32)
+    assert _decoder_upsamplings(step) == {"tf_legacy"}  # the official stage 1's, not the default half-pixel
+    # a stage-1 key in --set reaches the autoencoder too, and a stage-2 step runs on it
+    _, _, default_step = bench.build_step(2, 32, 4, ["precision=fp32"], device="cpu")
+    assert _decoder_upsamplings(default_step) == {"half_pixel"}
+    _, _, set_step = bench.build_step(2, 32, 4, ["precision=fp32", "decoder_upsampling=tf_legacy"], device="cpu")
+    assert _decoder_upsamplings(set_step) == {"tf_legacy"}
+    step()
+
+    ae_cfg, ae_runtime, _ = bench.build_step(1, 32, 4, ["gemm_weight_grads=small_maps", "precision=fp32"],
+                                             device="cpu")
+    assert ae_cfg.gemm_weight_grads == "small_maps" and ae_runtime.gemm_weight_grads
+    with pytest.raises(bench.ConfigError, match="stage must be 1 or 2"):
+        bench.build_step(3, 32, 4, device="cpu")

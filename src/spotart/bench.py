@@ -273,6 +273,35 @@ def split_set_pairs(pairs: list[str]) -> tuple[list[str], list[str]]:
     return ae_pairs, spot_pairs
 
 
+def build_step(stage: int, image_size: int, batch_size: int, set_pairs: list[str] | None = None,
+               config: str | None = None, ae_config: str | None = None, device: str = "auto"):
+    """One training step of stage 1 or 2 on random images, as ``spotart bench`` times it: ``(cfg, runtime, step)``.
+
+    For the benchmark scripts (roofline, profiler, A/B), so that they measure what training runs. ``config`` is the
+    stage's YAML; for stage 2, ``ae_config`` is the YAML of the stage 1 whose autoencoder it freezes (for example
+    ``configs/official_stl10_ae.yaml``, whose ``tf_legacy`` upsampling the official stage 2 expects). ``set_pairs`` go
+    to the stages that have each key (:func:`split_set_pairs`). The runtime (precision, layout, matrix-product weight
+    gradients) is the stage's config's.
+    """
+    target = resolve_device(device)
+    pairs = ["data=unused", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000"]
+    if stage == 1:
+        cfg = build_config("train-ae", config, set_pairs=pairs + list(set_pairs or []))
+        runtime = _runtime(cfg.precision, cfg.channels_last, target, cfg.gemm_weight_grads)
+        return cfg, runtime, _stage1(cfg, runtime, _random_images(batch_size, image_size))
+    if stage != 2:
+        raise ConfigError(f"stage must be 1 or 2, got {stage!r}")
+    ae_pairs, spot_pairs = split_set_pairs(list(set_pairs or []))
+    ae_cfg = build_config("train-ae", ae_config, set_pairs=pairs + ae_pairs)
+    cfg = build_config("train-spot", config, set_pairs=pairs + spot_pairs)
+    runtime = _runtime(cfg.precision, cfg.channels_last, target, cfg.gemm_weight_grads)
+    return cfg, runtime, _stage2(cfg, runtime, _random_images(batch_size, image_size), ae_cfg=ae_cfg)
+
+
+def _random_images(batch_size: int, image_size: int) -> torch.Tensor:
+    return torch.rand(batch_size, 3, image_size, image_size) * 2 - 1  # the [-1, 1] range the networks see
+
+
 def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 64, steps: int = 5,
               warmup: int = 2, fp32_steps: int = 2, num_workers: int = 2, compile: bool = False,
               device: str = "auto", set_pairs: list[str] | None = None) -> dict[str, Any]:
@@ -300,7 +329,7 @@ def run_bench(data: str | None = None, image_size: int = 96, batch_size: int = 6
     ae_cfg = build_config("train-ae", set_pairs=pairs + ae_pairs)
     spot_cfg = build_config("train-spot", set_pairs=pairs + spot_pairs)
     configure_backends(target, ae_cfg.deterministic)
-    images = torch.rand(batch_size, 3, image_size, image_size) * 2 - 1
+    images = _random_images(batch_size, image_size)
     fast = _runtime(ae_cfg.precision, ae_cfg.channels_last, target, ae_cfg.gemm_weight_grads)
     eager = _runtime("fp32", "off", target)
     result: dict[str, Any] = {"device": str(target), "device_name": device_name(target),
