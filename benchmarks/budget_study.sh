@@ -38,7 +38,7 @@
 # `rotnet_equal_time` row per work folder, so each budget needs its own). Stage 2 is configs/official_stl10.yaml with
 # precision=auto at the preset's 64 px and batch 64. Rows, in priority order:
 #   1. stage 1 (and the probe of its encoder)
-#   2. official_1k seeds 0, 1; official_4k seeds 0, 1; official_16k seed 0
+#   2. official_1k seeds 0, 1; official_4k seeds 0, 1; official_16k seed 0 (LONG_SEEDS: more, after row 7)
 #   3. RotNet on as many images: budget-1k seeds 0, 1; budget-4k seeds 0, 1; budget-16k seed 0
 #   4. RotNet for as long as stage 1 + official_4k's stage 2 (rotnet_equal_time in budget-4k), seeds 0, 1
 #   5. the random networks each row starts from (random_official per folder and seed; already probed with the rows)
@@ -59,6 +59,8 @@
 #   KNN_EVERY  steps between kNN evaluations per budget (default "1k=100 4k=200 16k=500"; TINY every step); step 0
 #              is always measured. KNN_MAX_TRAIN, KNN_MAX_VAL: the monitor's subsets (default 2000, 1000)
 #   ABLATION_SEEDS, LEVER_SEEDS  seeds of the 4,000-step ablation and lever rows (default 0; e.g. 0,1)
+#   LONG_SEEDS  more seeds of the official preset at 16,000 steps (default none; e.g. 1): seed 0 keeps its place,
+#              these come after every other row, each with its random start
 #   MAX_STEPS  run at most this many pending steps, then stop (default: all)
 #   ONLY       run only the steps named here (space-separated words, each FOLDER/ROW, FOLDER/ROW/SEED or ROW, e.g.
 #              "budget-4k/rotnet official_4k_no_repair budget-4k/official_4k/1"); the others are listed as skipped.
@@ -104,6 +106,11 @@ KNN_MAX_TRAIN=${KNN_MAX_TRAIN:-2000}
 KNN_MAX_VAL=${KNN_MAX_VAL:-1000}
 ABLATION_SEEDS=${ABLATION_SEEDS:-0}
 LEVER_SEEDS=${LEVER_SEEDS:-0}
+LONG_SEEDS=${LONG_SEEDS:-}
+for seed in ${ABLATION_SEEDS//,/ } ${LEVER_SEEDS//,/ } ${LONG_SEEDS//,/ }; do
+  [[ $seed =~ ^[0-9]+$ ]] ||
+    { echo "budget_study.sh: seeds are whole numbers separated by commas, not '$seed'" >&2; exit 2; }
+done
 MAX_STEPS=${MAX_STEPS:-0}
 [[ $MAX_STEPS =~ ^[0-9]+$ ]] || { echo "budget_study.sh: MAX_STEPS must be a whole number, not '$MAX_STEPS'" >&2; exit 2; }
 read -r -a ONLY_WORDS <<<"${ONLY:-}"
@@ -142,6 +149,9 @@ for budget in 1k 4k; do for seed in 0 1; do add "budget-$budget" random_official
 add budget-16k random_official 0 random
 for seed in ${ABLATION_SEEDS//,/ }; do for row in "${ABLATIONS[@]}"; do add budget-4k "$row" "$seed" spot; done; done
 for seed in ${LEVER_SEEDS//,/ }; do for row in "${LEVERS[@]}"; do add budget-4k "$row" "$seed" spot; done; done
+for seed in ${LONG_SEEDS//,/ }; do
+  [ "$seed" = 0 ] || { add budget-16k official_16k "$seed" spot; add budget-16k random_official "$seed" random; }
+done
 
 chosen() {  # FOLDER ROW SEED: whether ONLY (when set) names this step
   [ "${#ONLY_WORDS[@]}" -eq 0 ] && return 0

@@ -171,6 +171,15 @@ def test_more_seeds_of_the_ablations_and_levers_come_after_the_first(tmp_path):
                     + [("budget-4k", row, "0") for row in levers] + [("budget-4k", row, "1") for row in levers])
 
 
+def test_more_seeds_of_the_long_row_come_last_with_their_random_start_and_a_bad_seed_is_refused(tmp_path):
+    steps = [step(args) for args in reproduce_commands(dry_run(tmp_path, LONG_SEEDS="0,1").stdout)]
+    assert steps[:len(EXPECTED)] == EXPECTED  # seed 0 keeps its place; nothing else moves
+    assert steps[len(EXPECTED):] == [("budget-16k", "official_16k,random_official", "1"),
+                                     ("budget-16k", "random_official", "1")]
+    refused = dry_run(tmp_path, LONG_SEEDS="1,two")
+    assert refused.returncode == 2 and "not 'two'" in refused.stderr
+
+
 def _pin(tmp_path: Path, commit: str) -> None:
     (tmp_path / "work").mkdir(exist_ok=True)
     (tmp_path / "work" / "commit").write_text(commit + "\n")
