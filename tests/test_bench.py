@@ -187,7 +187,8 @@ def test_build_step_gives_the_scripts_the_stage_1_of_their_configs_and_the_stage
     assert _decoder_upsamplings(default_step) == {"half_pixel"}
     _, _, set_step = bench.build_step(2, 32, 4, ["precision=fp32", "decoder_upsampling=tf_legacy"], device="cpu")
     assert _decoder_upsamplings(set_step) == {"tf_legacy"}
-    step()
+    result = step()
+    assert result.losses and all(torch.isfinite(torch.as_tensor(value)) for value in result.losses.values())
 
     ae_cfg, ae_runtime, _ = bench.build_step(1, 32, 4, ["gemm_weight_grads=small_maps", "precision=fp32"],
                                              device="cpu")

@@ -277,11 +277,11 @@ def build_step(stage: int, image_size: int, batch_size: int, set_pairs: list[str
                config: str | None = None, ae_config: str | None = None, device: str = "auto"):
     """One training step of stage 1 or 2 on random images, as ``spotart bench`` times it: ``(cfg, runtime, step)``.
 
-    For the benchmark scripts (roofline, profiler, A/B), so that they measure what training runs. ``config`` is the
-    stage's YAML; for stage 2, ``ae_config`` is the YAML of the stage 1 whose autoencoder it freezes (for example
-    ``configs/official_stl10_ae.yaml``, whose ``tf_legacy`` upsampling the official stage 2 expects). ``set_pairs`` go
-    to the stages that have each key (:func:`split_set_pairs`). The runtime (precision, layout, matrix-product weight
-    gradients) is the stage's config's.
+    For the benchmark scripts (``roofline.py``, ``profile_step.py``), so that they measure what training runs.
+    ``config`` is the stage's YAML; for stage 2, ``ae_config`` is the YAML of the stage 1 whose autoencoder it
+    freezes (for example ``configs/official_stl10_ae.yaml``, whose ``tf_legacy`` upsampling the official stage 2
+    expects). ``set_pairs`` go to the stages that have each key (:func:`split_set_pairs`). The runtime (precision,
+    layout, matrix-product weight gradients) is the stage's config's.
     """
     target = resolve_device(device)
     pairs = ["data=unused", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000"]
