@@ -1,7 +1,7 @@
 """One stage-2 (or stage-1) training step, ``gemm_weight_grads`` small_maps against off, in one process.
 
     PYTHONPATH=src python benchmarks/gemm_step_ab.py --image-size 64 --config configs/official_stl10.yaml \
-        --set precision=auto --pairs 20
+        --ae-config configs/official_stl10_ae.yaml --set precision=auto --pairs 20
 
 Both model sets are built from the same config and seed, then stepped in pairs (the order alternating pair by pair) on
 one fixed batch, so a slow spell of a shared machine hits both sides of a pair alike: the median of the per-pair time
@@ -16,29 +16,43 @@ import statistics
 import time
 
 import torch
-from step_options import add_step_arguments, command_of, config_pairs, header
+from step_options import add_step_arguments, config_pairs, header
 
-from spotart.bench import _runtime
+from spotart.bench import _runtime, placeholder_pairs, split_set_pairs
 from spotart.config import build_config
-from spotart.models import AutoEncoder
 from spotart.models.gemm_conv import use_gemm_weight_grads
 from spotart.train.nonfinite import NonFiniteGuard
 from spotart.train.optimisation import make_adam
-from spotart.train.stage1 import autoencoder_step
+from spotart.train.stage1 import autoencoder_step, new_autoencoder
 from spotart.train.stage2 import build_models, spot_step
 
 
-def make_step(stage: int, cfg, gemm: str, images: torch.Tensor):
+def configs_of(args: argparse.Namespace):
+    """``(cfg, ae_cfg)``: the stage's training config and the train-ae config of its autoencoder (stage 1: the same
+    config). For stage 2 each ``--set`` key goes to the stages that have it, as in ``spotart bench``
+    (``decoder_upsampling`` to the autoencoder, ``drop_rate`` to stage 2)."""
+    if args.stage == 1:
+        cfg = build_config("train-ae", args.config, set_pairs=config_pairs(args))
+        return cfg, cfg
+    ae_pairs, spot_pairs = split_set_pairs(args.set)
+    base = placeholder_pairs(args.image_size, args.batch_size)
+    return (build_config("train-spot", args.config, set_pairs=base + spot_pairs),
+            build_config("train-ae", args.ae_config, set_pairs=base + ae_pairs))
+
+
+def make_step(stage: int, cfg, ae_cfg, gemm: str, images: torch.Tensor):
+    """One step of ``stage`` with ``gemm_weight_grads=gemm``; ``ae_cfg`` is the train-ae config of the autoencoder
+    (stage 1 trains it, stage 2 freezes it)."""
     runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"), gemm)
     torch.manual_seed(0)
     x = runtime.to_device(images)
     if stage == 2:
-        models = build_models(cfg, AutoEncoder(upsampling="tf_legacy"), runtime)
+        models = build_models(cfg, new_autoencoder(ae_cfg), runtime)
         models.generator.train()
         models.discriminator.train()
         masks = torch.Generator().manual_seed(0)
         return lambda: spot_step(models, x, cfg, runtime, step=1, mask_generator=masks)
-    model = AutoEncoder(upsampling="tf_legacy").to(memory_format=runtime.memory_format).train()
+    model = new_autoencoder(ae_cfg).to(memory_format=runtime.memory_format).train()
     if runtime.gemm_weight_grads:
         use_gemm_weight_grads(model)
     optimizer = make_adam(model, cfg)
@@ -67,9 +81,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", type=int, default=0, metavar="STEPS",
                         help="instead: profile STEPS steps of each setting, the operators by self time")
     args = parser.parse_args(argv)
-    cfg = build_config(command_of(args), args.config, set_pairs=config_pairs(args))
+    cfg, ae_cfg = configs_of(args)
     images = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1
-    steps = {name: make_step(args.stage, cfg, name, images) for name in ("small_maps", "off")}
+    steps = {name: make_step(args.stage, cfg, ae_cfg, name, images) for name in ("small_maps", "off")}
     for step in steps.values():  # warm-up: oneDNN primitives, allocator
         step(), step()
     if args.profile:

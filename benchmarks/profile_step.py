@@ -20,6 +20,7 @@ import time
 from collections import defaultdict
 
 import torch
+from step_options import add_step_arguments
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -49,17 +50,11 @@ def kind_of(name: str) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_step_arguments(parser)
     parser.add_argument("--steps", type=int, default=2, help="profiled steps (after one untimed warm-up step)")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--rows", type=int, default=25)
     parser.add_argument("--trace", help="write a Chrome trace here")
-    parser.add_argument("--config", help="the stage's YAML config (default: the dataclass defaults)")
-    parser.add_argument("--ae-config", help="stage 2: the YAML of the stage 1 it freezes, e.g. "
-                                            "configs/official_stl10_ae.yaml")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     _, runtime, step = bench.build_step(args.stage, args.image_size, args.batch_size, args.set, args.config,
                                         args.ae_config, args.device)

@@ -39,6 +39,8 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "src"))
 
+from step_options import add_step_arguments  # noqa: E402
+
 from spotart.bench import build_step, device_name, matmul_rates  # noqa: E402
 
 DTYPE_BYTES = {"float": 4, "c10::BFloat16": 2, "c10::Half": 2, "double": 8, "long int": 8, "int": 4, "bool": 1,
@@ -230,13 +232,7 @@ def modules_of(step) -> dict[str, nn.Module]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--stage", type=int, choices=(1, 2), default=2)
-    parser.add_argument("--config", help="a YAML config (default: the dataclass defaults, as spotart bench)")
-    parser.add_argument("--ae-config", help="stage 2: the YAML of the stage 1 it freezes, e.g. "
-                                            "configs/official_stl10_ae.yaml (default: the dataclass defaults)")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
-    parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--batch-size", type=int, default=64)
+    add_step_arguments(parser)
     parser.add_argument("--steps", type=int, default=5, help="timed steps (after 2 untimed); the median is reported")
     parser.add_argument("--out", type=Path, help="write the markdown tables here as well")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Images/s of one training step, from this checkout and from another source tree, interleaved in one run.
 
     python benchmarks/step_ab.py --other /tmp/main0/src --image-size 64 --config configs/official_stl10.yaml \
-        --set precision=auto --rounds 3 --steps 5
+        --ae-config configs/official_stl10_ae.yaml --set precision=auto --rounds 3 --steps 5
 
 Each round runs each tree in a fresh process (``--stage``, config, size, batch as given; 2 untimed steps, then
 ``--steps`` timed ones) and alternates which goes first; the table gives each tree's median and the ratio. A config
@@ -20,38 +20,58 @@ from pathlib import Path
 
 from step_options import add_step_arguments, config_pairs, header
 
+from spotart.bench import placeholder_pairs
+
 REPO = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
-import json, sys, time, torch
+import dataclasses, inspect, json, sys, tempfile, time, torch, yaml
 from spotart.bench import _runtime, _stage1, _stage2
 from spotart.config import build_config, config_class
 args = json.loads(sys.argv[1])
+dropped = []
+
+def keys_of(command):
+    return {field.name for field in dataclasses.fields(config_class(command))}
+
+def known_yaml(path, known):
+    # the YAML without the keys this tree does not know (each noted), so that an older tree still runs it
+    if not path:
+        return path
+    values = yaml.safe_load(open(path))
+    unknown = [key for key in values if key not in known]
+    if not unknown:
+        return path
+    dropped.extend(f"{key} ({path})" for key in unknown)
+    handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
+    yaml.safe_dump({key: value for key, value in values.items() if key in known}, handle)
+    handle.close()
+    return handle.name
+
 command = "train-spot" if args["stage"] == 2 else "train-ae"
-known = {f.name for f in __import__("dataclasses").fields(config_class(command))}
+known = keys_of(command)
+# stage 2 builds the autoencoder it freezes from --ae-config, where this tree can (keys of train-ae alone go there)
+ae_known = keys_of("train-ae") if args["stage"] == 2 and args["ae_config"] else set()
+if ae_known and "ae_cfg" not in inspect.signature(_stage2).parameters:  # trees before bench's stage-1 configs
+    dropped.append(f"--ae-config {args['ae_config']}")
+    ae_known = set()
 pairs = [p for p in args["pairs"] if p.split("=")[0] in known]
-dropped = [p for p in args["pairs"] if p.split("=")[0] not in known]
-config = args["config"]
-if config:
-    import yaml
-    values = yaml.safe_load(open(config))
-    unknown = [k for k in values if k not in known]
-    if unknown:
-        import tempfile
-        dropped += [f"{k} (yaml)" for k in unknown]
-        kept = {k: v for k, v in values.items() if k in known}
-        handle = tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False)
-        yaml.safe_dump(kept, handle)
-        handle.close()
-        config = handle.name
-cfg = build_config(command, config, set_pairs=pairs)
-import inspect
+ae_pairs = [p for p in args["pairs"] if p.split("=")[0] in ae_known - known]
+dropped += [p for p in args["pairs"] if p.split("=")[0] not in known | ae_known]
+cfg = build_config(command, known_yaml(args["config"], known), set_pairs=pairs)
 extra = {}
 if "gemm_weight_grads" in inspect.signature(_runtime).parameters:  # trees since issue 25's matrix-product gradients
     extra["gemm_weight_grads"] = cfg.gemm_weight_grads
 runtime = _runtime(cfg.precision, cfg.channels_last, torch.device("cpu"), **extra)
 images = torch.rand(cfg.batch_size, 3, cfg.image_size, cfg.image_size) * 2 - 1
-step = (_stage2 if args["stage"] == 2 else _stage1)(cfg, runtime, images)
+if args["stage"] == 1:
+    step = _stage1(cfg, runtime, images)
+elif ae_known:
+    ae_cfg = build_config("train-ae", known_yaml(args["ae_config"], ae_known),
+                          set_pairs=args["base_pairs"] + ae_pairs)
+    step = _stage2(cfg, runtime, images, ae_cfg=ae_cfg)
+else:
+    step = _stage2(cfg, runtime, images)
 for _ in range(2):
     step()
 start = time.perf_counter()
@@ -76,7 +96,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=5)
     args = parser.parse_args(argv)
-    payload = {"stage": args.stage, "config": args.config, "steps": args.steps, "pairs": config_pairs(args)}
+    payload = {"stage": args.stage, "config": args.config, "ae_config": args.ae_config, "steps": args.steps,
+               "pairs": config_pairs(args), "base_pairs": placeholder_pairs(args.image_size, args.batch_size)}
     trees = {"this": str(REPO / "src"), "other": args.other}
     rates: dict[str, list[float]] = {name: [] for name in trees}
     notes = set()

@@ -69,3 +69,17 @@ def real_data(path: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"real data not present at {path}")
     return path
+
+
+def decoder_upsamplings(step) -> set[str]:
+    """The upsampling of every decoder stage inside the networks a step closure holds (``bench.build_step``, the
+    one-step benchmark scripts): a module, or stage 2's models with their ``generator``."""
+    from spotart.models.autoencoder import DecoderStage
+
+    found = set()
+    for cell in step.__closure__ or ():
+        value = cell.cell_contents
+        networks = [value] if isinstance(value, torch.nn.Module) else [getattr(value, "generator", None)]
+        for network in filter(None, networks):
+            found |= {module.upsampling for module in network.modules() if isinstance(module, DecoderStage)}
+    return found

@@ -9,6 +9,8 @@ import torch
 
 from spotart import bench
 
+from .helpers import decoder_upsamplings
+
 REQUIRED = ("stage1_images_per_s", "stage2_images_per_s", "stage2_fraction_of_bf16_peak",
             "stage2_speedup_vs_fp32_eager", "data_images_per_s", "peak_memory_gib", "adam_step_s_fused",
             "adam_step_s_per_parameter", "data_vs_stage1_consumption", "data_vs_stage2_consumption",
@@ -162,31 +164,18 @@ def test_both_stages_run_the_autoencoder_the_stage_1_keys_ask_for(image_folder, 
         _small_bench(image_folder, monkeypatch, set_pairs=["no_such_key=1"])
 
 
-def _decoder_upsamplings(step) -> set[str]:
-    """The upsampling of every decoder stage inside a ``build_step`` closure's networks."""
-    from spotart.models.autoencoder import DecoderStage
-
-    found = set()
-    for cell in step.__closure__ or ():
-        value = cell.cell_contents
-        networks = [value] if isinstance(value, torch.nn.Module) else [getattr(value, "generator", None)]
-        for network in filter(None, networks):
-            found |= {module.upsampling for module in network.modules() if isinstance(module, DecoderStage)}
-    return found
-
-
 def test_build_step_gives_the_scripts_the_stage_1_of_their_configs_and_the_stage_runtime():
     cfg, runtime, step = bench.build_step(2, 32, 4, ["drop_rate=0.5", "precision=fp32"],
                                           config="configs/official_stl10.yaml",
                                           ae_config="configs/official_stl10_ae.yaml", device="cpu")
     assert cfg.drop_rate == 0.5 and cfg.image_size == 32 and cfg.batch_size == 4
     assert runtime.dtype in (None, torch.float32)
-    assert _decoder_upsamplings(step) == {"tf_legacy"}  # the official stage 1's, not the default half-pixel
+    assert decoder_upsamplings(step) == {"tf_legacy"}  # the official stage 1's, not the default half-pixel
     # a stage-1 key in --set reaches the autoencoder too, and a stage-2 step runs on it
     _, _, default_step = bench.build_step(2, 32, 4, ["precision=fp32"], device="cpu")
-    assert _decoder_upsamplings(default_step) == {"half_pixel"}
+    assert decoder_upsamplings(default_step) == {"half_pixel"}
     _, _, set_step = bench.build_step(2, 32, 4, ["precision=fp32", "decoder_upsampling=tf_legacy"], device="cpu")
-    assert _decoder_upsamplings(set_step) == {"tf_legacy"}
+    assert decoder_upsamplings(set_step) == {"tf_legacy"}
     result = step()
     assert result.losses and all(torch.isfinite(torch.as_tensor(value)) for value in result.losses.values())
 

@@ -273,6 +273,12 @@ def split_set_pairs(pairs: list[str]) -> tuple[list[str], list[str]]:
     return ae_pairs, spot_pairs
 
 
+def placeholder_pairs(image_size: int, batch_size: int) -> list[str]:
+    """The ``--set`` pairs that make a training config for a step on random images: a data folder that is never
+    read, the size and batch asked for, and a step count that no schedule reaches before the timing ends."""
+    return ["data=unused", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000"]
+
+
 def build_step(stage: int, image_size: int, batch_size: int, set_pairs: list[str] | None = None,
                config: str | None = None, ae_config: str | None = None, device: str = "auto"):
     """One training step of stage 1 or 2 on random images, as ``spotart bench`` times it: ``(cfg, runtime, step)``.
@@ -284,7 +290,7 @@ def build_step(stage: int, image_size: int, batch_size: int, set_pairs: list[str
     layout, matrix-product weight gradients) is the stage's config's.
     """
     target = resolve_device(device)
-    pairs = ["data=unused", f"image_size={image_size}", f"batch_size={batch_size}", "steps=1000"]
+    pairs = placeholder_pairs(image_size, batch_size)
     if stage == 1:
         cfg = build_config("train-ae", config, set_pairs=pairs + list(set_pairs or []))
         runtime = _runtime(cfg.precision, cfg.channels_last, target, cfg.gemm_weight_grads)
