@@ -5,7 +5,9 @@
 
 Each round runs each tree in a fresh process (``--stage``, config, size, batch as given; 2 untimed steps, then
 ``--steps`` timed ones) and alternates which goes first; the table gives each tree's median and the ratio. A config
-key the other tree does not know is dropped there with a note (e.g. a key added since).
+key the other tree does not know is dropped there with a note (e.g. a key added since). Stage 2 runs on the
+autoencoder that ``--ae-config`` and the ``--set`` keys only stage 1 has describe, as ``spotart bench`` builds it; a
+tree whose bench cannot build it runs its default autoencoder, noted the same way.
 """
 
 from __future__ import annotations
@@ -50,10 +52,11 @@ def known_yaml(path, known):
 
 command = "train-spot" if args["stage"] == 2 else "train-ae"
 known = keys_of(command)
-# stage 2 builds the autoencoder it freezes from --ae-config, where this tree can (keys of train-ae alone go there)
-ae_known = keys_of("train-ae") if args["stage"] == 2 and args["ae_config"] else set()
-if ae_known and "ae_cfg" not in inspect.signature(_stage2).parameters:  # trees before bench's stage-1 configs
-    dropped.append(f"--ae-config {args['ae_config']}")
+# stage 2 builds the autoencoder it freezes from --ae-config and the keys only train-ae has, as bench.build_step
+# does, in trees whose bench takes a stage-1 config; older trees get the default autoencoder, and a note
+ae_known = keys_of("train-ae") if args["stage"] == 2 else set()
+if ae_known and "ae_cfg" not in inspect.signature(_stage2).parameters:
+    dropped += [f"--ae-config {args['ae_config']}"] if args["ae_config"] else []
     ae_known = set()
 pairs = [p for p in args["pairs"] if p.split("=")[0] in known]
 ae_pairs = [p for p in args["pairs"] if p.split("=")[0] in ae_known - known]
