@@ -44,6 +44,7 @@ ACCURACIES = ("disc_acc", "mask_acc", "mask_acc_fake", "rot_acc")
 KNN_LAYERS = ("conv2", "conv3", "conv5")
 # the paper's ablations (its STL-10 table: the full model beats each); every other extra key is a lever of ours
 PAPER_ABLATIONS = {"repair=none", "repair=unmasked", "passes=2", "mask_loss_weight=0"}
+STARTS = Path("starts") / "starts.json"  # WORK_ROOT/starts/starts.json, written by start_networks.py
 
 
 class ReportError(ValueError):
@@ -63,6 +64,7 @@ class Run:
     metrics: list[dict] = field(default_factory=list)
     random: dict[str, float] | None = None  # the random start's probe at the same seed
     gain: dict[str, float] | None = None  # layer -> points over the random start at the same seed (gains.py)
+    start: dict[str, float] | None = None  # the probe of the network this run's C started from (start_networks.py)
 
     @property
     def steps(self) -> int | None:
@@ -89,6 +91,15 @@ class Run:
             return None
         layer = max(self.probe, key=self.probe.__getitem__)
         return layer, self.probe[layer] - max(self.random.values())
+
+    @property
+    def best_from_start(self) -> tuple[str, float] | None:
+        """The best-layer gain against the network this run's C started from (rebuilt and probed by
+        start_networks.py): in the pinned code C was drawn after the repair network, so not as the random row."""
+        if not self.probe or not self.start:
+            return None
+        layer = max(self.probe, key=self.probe.__getitem__)
+        return layer, self.probe[layer] - max(self.start.values())
 
 
 @dataclass
@@ -170,7 +181,10 @@ def read_budget(work: Path, results: Path, name: str) -> Budget:
             runs.append(Run(name, row, seed, path, probe, config, read_lines(run_dir / "metrics.jsonl")))
     runs.sort(key=lambda run: (rows.index(run.row), run.seed))
     randoms = {int(seed): probe for seed, probe in table.get(RANDOM_ROW, {}).items()}
+    starts_path = work / STARTS
+    starts = json.loads(starts_path.read_text()) if starts_path.is_file() else {}
     for run in runs:
+        run.start = starts.get(str(run.folder.resolve()), {}).get("start")
         if run.probe is None or run.seed not in randoms:
             continue
         run.random = randoms[run.seed]
@@ -237,14 +251,18 @@ def budget_table(budgets: list[Budget]) -> list[str]:
     return lines
 
 
-def against_reference(budgets: list[Budget]) -> list[str]:
+def against_reference(budgets: list[Budget], measure: str = "best") -> list[str]:
     """Each other stage-2 row of a budget against the budget's official row: its best-layer gain per seed, the
-    official seeds' gains, and :func:`verdict` (the issue's test: a difference beyond the seed spread)."""
+    official seeds' gains, and :func:`verdict` (the issue's test: a difference beyond the seed spread).
+    ``measure``: ``best`` (against the random row) or ``best_from_start`` (against each run's own start)."""
+    def gain(run: Run) -> tuple[str, float] | None:
+        return getattr(run, measure)
+
     lines = []
     for budget in budgets:
-        reference = [run.best[1] for run in budget.runs if run.row == f"official_{budget.name}" and run.best]
-        others = [run for run in budget.runs if run.best and run.row not in (f"official_{budget.name}",
-                                                                                 *ROTNET_LABELS)]
+        reference = [gain(run)[1] for run in budget.runs if run.row == f"official_{budget.name}" and gain(run)]
+        others = [run for run in budget.runs if gain(run) and run.row not in (f"official_{budget.name}",
+                                                                                  *ROTNET_LABELS)]
         if not reference or not others:
             continue
         if not lines:
@@ -252,13 +270,29 @@ def against_reference(budgets: list[Budget]) -> list[str]:
                      "|---|---|---|---:|---:|---|---|"]
         spread = " / ".join(gains_module.points(value) for value in reference)
         for run in others:
-            value = run.best[1]
+            value = gain(run)[1]
             paper = set(extra_pairs(run.row, budget.variants)) <= PAPER_ABLATIONS
             found = verdict(value, reference, paper)
             kind = "paper's ablation" if paper else "our lever"
             lines.append(f"| {row_label(run.row, budget.variants)} | {kind} | {budget.name} | {run.seed} | "
                          f"{gains_module.points(value)} | {spread} | {found} |")
     return lines or ["(no ablation or lever row is probed yet)"]
+
+
+def start_table(budgets: list[Budget]) -> list[str]:
+    """Each stage-2 run whose start was probed: the start's and the random row's best top-1, both gains."""
+    lines = ["| row | budget | seed | start's best top-1 | random row's best top-1 | best-layer gain against its "
+             "start | against the random row |", "|---|---|---:|---:|---:|---:|---:|"]
+    for budget in budgets:
+        for run in budget.runs:
+            if not run.best_from_start:
+                continue
+            random = f"{max(run.random.values()):.1f}" if run.random else "-"
+            against_random = gains_module.points(run.best[1]) if run.best else "-"
+            lines.append(f"| {row_label(run.row, budget.variants)} | {budget.name} | {run.seed} | "
+                         f"{max(run.start.values()):.1f} | {random} | "
+                         f"{gains_module.points(run.best_from_start[1])} | {against_random} |")
+    return lines if len(lines) > 2 else []
 
 
 def layer_gains(budgets: list[Budget]) -> list[str]:
@@ -371,8 +405,18 @@ def markdown(work: Path, results: Path, budgets: list[Budget], chart: Path | Non
     if waiting:
         lines += ["Pending: " + ", ".join(waiting) + ".", ""]
     lines += ["### The ablations and levers against the official row of their budget", "",
-              *against_reference(budgets), "",
-              "### Per-layer gains over the random start, per row and seed (gains.py)", "",
+              *against_reference(budgets), ""]
+    starts = start_table(budgets)
+    if starts:
+        lines += ["### Against the network each run started from (benchmarks/start_networks.py)", "",
+                  "At the pinned commit train-spot drew C after the repair network, from the same random stream, "
+                  f"so a run's C did not start as `{RANDOM_ROW}` at its seed (the random row is C's trunk drawn "
+                  "right after seeding), and a run without a repair network started from yet another network. "
+                  "start_networks.py rebuilds each run's step-0 C (checked against the kNN the run logged at "
+                  "step 0) and probes it as reproduce probes a row.", "", *starts, "",
+                  "The ablations and levers by the same rule, on these gains:", "",
+                  *against_reference(budgets, "best_from_start"), ""]
+    lines += ["### Per-layer gains over the random start, per row and seed (gains.py)", "",
               "The best-layer gain of the table above (with the two layers it compares), then each layer against "
               "the same layer of the random start and the largest of those (the figure this project reported "
               "before the budget study).", "", *layer_gains(budgets), "",

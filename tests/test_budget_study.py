@@ -357,6 +357,23 @@ def test_the_report_tables_and_chart(tmp_path, report):
     assert ("| official preset (bf16) + drop_rate=0.5 | our lever | 1k | 0 | +8.0 | +6.0 / +3.0 | "
             "better than the official preset: a second seed (+3.5 against their mean, spread 3.0; above all) |") in text
     assert "| official preset (bf16) + repair=none | +1.0 (1 seed) |" in text
+    assert "network each run started from" not in text  # no start probed yet
+
+    # the starts start_networks.py probed: gains against them, and the verdicts on those gains
+    def start(best: float) -> dict[str, float]:
+        return {"start": _probe(best - 1, best, best - 2, best - 2, best - 2)}
+    (work / "starts").mkdir()
+    (work / "starts" / "starts.json").write_text(json.dumps({
+        str((folder / "official_1k").resolve()): start(51), str((folder / "official_1k-seed1").resolve()): start(51),
+        str((folder / "official_1k_no_repair").resolve()): start(53)}))
+    assert report.main(["--work-root", str(work), "--results", str(results), "--no-charts"]) == 0
+    text = (results / "budget-study.md").read_text()
+    assert "| official preset (bf16) | 1k | 1 | 51.0 | 53.0 | +5.0 | +3.0 |" in text
+    assert "| official preset (bf16) + repair=none | 1k | 0 | 53.0 | 50.0 | -2.0 | +1.0 |" in text
+    # official +5.0 and +5.0 (spread 0): the ablation's -2.0 is 7 below their mean, the lever has no start
+    assert ("| official preset (bf16) + repair=none | paper's ablation | 1k | 0 | -2.0 | +5.0 / +5.0 | "
+            "the paper's order holds (-7.0 against their mean, spread 0.0; below all) |") in text
+    assert text.count("| official preset (bf16) + drop_rate=0.5 | our lever |") == 1
 
     # a row still training: pending, no gain yet
     _run(folder / "rotnet-seed1", 100, stage2=False)

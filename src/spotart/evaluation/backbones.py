@@ -88,14 +88,10 @@ def load_backbone(checkpoint: str | Path | None, init: str = "checkpoint", image
         disc_init, padding = scheme.get("disc_init", "default"), architecture_options(scheme)["padding"]
         with torch.random.fork_rng(devices=[]):  # leave the caller's random state alone
             torch.manual_seed(seed)
-            # the trunk a Discriminator(size) would start with (it is built first), without building the 37M-
-            # parameter class head only to throw it away
+            # the trunk a Discriminator(size) starts with after the same seed (it is built and initialised first;
+            # train-spot draws C from the seed alone), without building the 37M-parameter class head only to
+            # throw it away
             trunk = Trunk(padding, init=disc_init)
-            if disc_init == "normal":  # Discriminator applies this one after building the heads
-                for conv in (trunk.conv1, trunk.conv2, trunk.conv3, trunk.conv4, trunk.conv5):
-                    torch.nn.init.normal_(conv.weight, std=0.01)
-                    if conv.bias is not None:
-                        torch.nn.init.zeros_(conv.bias)
         described = "" if not random_config else f", disc_init {disc_init}, padding {padding}"
         return _frozen(Backbone(trunk, LAYERS, size, "random", f"random init (seed {seed}{described})"))
     if init != "checkpoint":

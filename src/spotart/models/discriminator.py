@@ -130,11 +130,20 @@ def official_init_(layer: nn.Conv2d | nn.Linear, kernel_area: int = 1) -> None:
         nn.init.constant_(layer.bias, OFFICIAL_BIAS)
 
 
+def normal_init_(layer: nn.Conv2d | nn.Linear) -> None:
+    """N(0, 0.01) weights and zero biases (``init: normal``)."""
+    nn.init.normal_(layer.weight, std=0.01)
+    if layer.bias is not None:
+        nn.init.zeros_(layer.bias)
+
+
 class Trunk(nn.Module):
     """conv1..conv5: the transferable backbone (what ``spotart export`` saves).
 
     ``padding``: where conv5's cells sit (module docstring); ``init``: ``official`` re-initialises the layers as the
-    official code does (default and ``normal`` are left to ``Discriminator``, as before).
+    official code does, ``normal`` draws N(0, 0.01) weights with zero biases, ``default`` keeps PyTorch's. Each is
+    drawn here, before any head, so that a trunk built alone after ``torch.manual_seed(s)`` (the random-init
+    baseline, ``evaluation.backbones``) is the trunk a ``Discriminator`` built after the same seed starts from.
     """
 
     def __init__(self, padding: str = "symmetric", init: str = "default") -> None:
@@ -158,6 +167,9 @@ class Trunk(nn.Module):
         if init == "official":
             for conv in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
                 official_init_(conv)
+        elif init == "normal":
+            for conv in (self.conv1, self.conv2, self.conv3, self.conv4, self.conv5):
+                normal_init_(conv)
         elif init not in INITS:
             raise ValueError(f"unknown discriminator init {init!r}: use one of {', '.join(INITS)}")
 
@@ -204,9 +216,9 @@ class Discriminator(nn.Module):
             raise ValueError(f"unknown discriminator init {init!r}: use one of {', '.join(INITS)}")
         self.image_size = image_size
         self.grid = check_resolution(image_size)
-        # the official init of the trunk happens inside Trunk, so that a random-init baseline built as Trunk alone
-        # (evaluation.backbones) starts from the same scheme
-        self.trunk = Trunk(padding, init="official" if init == "official" else "default")
+        # the trunk's init happens inside Trunk, so that a random-init baseline built as Trunk alone
+        # (evaluation.backbones) is this trunk when both are drawn after the same seed
+        self.trunk = Trunk(padding, init=init)
         self.mask_head = nn.Conv2d(256, 1, 3, padding=1)
         # nn.Linear, not a 1x1 conv: in torch 2.14 on AMX CPUs a 1x1 Conv2d from 4096 to 1-2 channels under
         # bf16 autocast corrupts the heap (METHOD.md, "Costs worth knowing").
@@ -222,12 +234,10 @@ class Discriminator(nn.Module):
             official_init_(self.mask_head)
             official_init_(self.class_head[1], kernel_area=self.grid * self.grid)  # fc_1: a g x g VALID conv
             official_init_(self.class_head[5])  # fc_2: a 1x1 conv
-        elif init == "normal":
-            for module in self.modules():
+        elif init == "normal":  # the trunk drew its own
+            for module in (self.mask_head, *self.class_head):
                 if isinstance(module, (nn.Conv2d, nn.Linear)):
-                    nn.init.normal_(module.weight, std=0.01)
-                    if module.bias is not None:
-                        nn.init.zeros_(module.bias)
+                    normal_init_(module)
 
     def forward_features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.trunk.forward_features(images)

@@ -63,12 +63,7 @@ class RotNet(nn.Module):
         if init not in INITS:
             raise ValueError(f"unknown trunk init {init!r}: use one of {', '.join(INITS)}")
         self.image_size = image_size
-        self.trunk = Trunk(padding, init="official" if init == "official" else "default")
-        if init == "normal":  # as the random-init baseline applies it: N(0, 0.01) weights, zero biases
-            for conv in (self.trunk.conv1, self.trunk.conv2, self.trunk.conv3, self.trunk.conv4, self.trunk.conv5):
-                nn.init.normal_(conv.weight, std=0.01)
-                if conv.bias is not None:
-                    nn.init.zeros_(conv.bias)
+        self.trunk = Trunk(padding, init=init)
         self.head = RotationHead(image_size, hidden)
 
     def forward_features(self, images: torch.Tensor) -> dict[str, torch.Tensor]:

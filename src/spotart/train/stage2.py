@@ -90,8 +90,15 @@ class SpotModels:
 
 def build_models(cfg: SpotConfig, autoencoder: AutoEncoder, runtime: Runtime) -> SpotModels:
     generator = ArtifactGenerator(autoencoder, cfg.repair, cfg.drop_rate, cfg.passes, cfg.repair_init)
-    discriminator = Discriminator(cfg.image_size, init=cfg.disc_init, padding=cfg.disc_padding,
-                                  fc1_bn_scale=cfg.fc1_bn_scale)
+    # C is drawn from the seed alone, whatever was built before it (the autoencoder, a repair network or none),
+    # so that its trunk is the random-init baseline of the same seed and scheme (``--init random``), the network
+    # its gains are measured against, as RotNet's is. Drawn from the shared stream (before 2026-12-06), C started
+    # from one network with a repair network, another without, and the baseline was a third
+    # (benchmarks/start_networks.py rebuilds and probes such a start).
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(cfg.seed)
+        discriminator = Discriminator(cfg.image_size, init=cfg.disc_init, padding=cfg.disc_padding,
+                                      fc1_bn_scale=cfg.fc1_bn_scale)
     discriminator = dist_utils.convert_batchnorm(discriminator, cfg.sync_batchnorm, runtime.device)
     if generator.repair is not None:
         generator.repair = dist_utils.convert_batchnorm(generator.repair, cfg.sync_batchnorm, runtime.device)
