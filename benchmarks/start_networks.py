@@ -50,9 +50,10 @@ def run_config(run: Path):
     command = values.pop("command", "train-spot")
     if command != "train-spot":
         sys.exit(f"{run}: a {command} run; only train-spot runs build C after other networks")
-    with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as handle:
-        yaml.safe_dump(values, handle)
-    return build_config("train-spot", handle.name)
+    with tempfile.TemporaryDirectory() as scratch:  # build_config reads a file: the config without "command"
+        path = Path(scratch) / "config.yaml"
+        path.write_text(yaml.safe_dump(values))
+        return build_config("train-spot", str(path))
 
 
 def start_discriminator(cfg) -> torch.nn.Module:
