@@ -6,9 +6,10 @@ seed: a run with a repair network starts from one draw, a run without one (``rep
 random row from a third. This script rebuilds a run's step-0 C exactly as ``train_spot`` does (``start_session``,
 ``load_autoencoder``, ``build_models``, from the run's own ``config.yaml``), checks it against the kNN the run logged
 at step 0, saves it as a train-spot checkpoint and probes it with ``spotart reproduce``'s settings for the preset
-(the row's seed, subset, epochs). It prints, per run, the start's probe, the run's own probe (``../probe/probe.json``)
-and both best-layer gains: against the start and against the random row; ``OUT/starts.json`` keeps each row
-folder's start (``budget_report.py`` reads ``WORK_ROOT/starts/starts.json``).
+(the row's seed, subset, epochs). ``OUT/starts.json`` keeps each row folder's start (``budget_report.py`` reads
+``WORK_ROOT/starts/starts.json``); a row already there is not rebuilt again unless ``--recheck`` asks. It prints, for
+every start recorded so far, the start's probe, the run's own probe (``../probe/probe.json``) and both best-layer
+gains: against the start and against the random row.
 
     cd /work/study-tree   # the checkout the runs were trained with (its src/ on PYTHONPATH)
     PYTHONPATH=src python /work/main/benchmarks/start_networks.py --preset imagenette-64 \
@@ -110,43 +111,57 @@ def probe_start(cfg, run: Path, out: Path, preset_name: str) -> tuple[dict, str,
     return json.loads((folder / "probe" / "probe.json").read_text()), digest, check
 
 
+def start_table(record: dict, random_row: str) -> str:
+    """One markdown row per recorded start: its probe beside the run's and the random row's, and both gains."""
+    lines = ["| run | seed | start (sha256) | kNN at step 0, logged / rebuilt | start's probe conv1-conv5 | "
+             f"{random_row}'s probe | run's probe | best-layer gain against its start | against {random_row} |",
+             "|---|---:|---|---|---|---|---|---|---|"]
+
+    def top1(probe: dict) -> str:
+        return " / ".join(f"{probe[layer]:.1f}" for layer in LAYERS)
+
+    for folder, entry in sorted(record.items()):
+        row, seed, start = Path(folder), entry["seed"], entry["start"]
+        suffix = "" if seed == 0 else f"-seed{seed}"
+        trained = json.loads((row / "probe" / "probe.json").read_text())
+        random = json.loads((row.parent / f"{random_row}{suffix}" / "probe" / "probe.json").read_text())
+        gain, layer, start_layer = best_gain(trained, start)
+        random_gain, _, random_layer = best_gain(trained, random)
+        knn = ", ".join(f"{key[4:]} {logged:.1f} / {rebuilt:.1f}"
+                        for key, (logged, rebuilt) in entry["knn_step0_logged_rebuilt"].items())
+        lines.append(f"| {row.name} | {seed} | {entry['sha256'][:12]} | {knn or 'not logged'} | {top1(start)} | "
+                     f"{top1(random)} | {top1(trained)} | {gain:+.1f} ({layer} vs {start_layer}) | "
+                     f"{random_gain:+.1f} ({layer} vs {random_layer}) |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", type=Path, help="train-spot run folders (ROW/run of a reproduce --work)")
+    parser.add_argument("runs", nargs="*", type=Path, help="train-spot run folders (ROW/run of a reproduce --work)")
     parser.add_argument("--preset", default="imagenette-64", help="the reproduce preset whose probe settings to use")
     parser.add_argument("--out", type=Path, required=True, help="where the rebuilt starts and their probes go")
     parser.add_argument("--random-row", default="random_official",
                         help="the random row of the same work folder to compare with (ROW or ROW-seedN is found)")
-    parser.add_argument("--table", type=Path, help="also write the table here (markdown)")
+    parser.add_argument("--recheck", action="store_true",
+                        help="rebuild and check runs whose start OUT/starts.json already holds")
+    parser.add_argument("--table", type=Path, help="also write the table of every recorded start here (markdown)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
-    lines = ["| run | seed | start (sha256) | kNN at step 0, logged / rebuilt | start's probe conv1-conv5 | "
-             f"{args.random_row}'s probe | run's probe | best-layer gain against its start | against "
-             f"{args.random_row} |", "|---|---:|---|---|---|---|---|---|---|"]
     index = args.out / STARTS_FILE  # every start probed so far, by row folder: budget_report.py reads it
     record = json.loads(index.read_text()) if index.is_file() else {}
     for run in args.runs:
         run = run.resolve()
+        row = run.parent
+        if str(row) in record and not args.recheck:
+            print(f"{row}: start already in {index} (--recheck rebuilds it)", file=sys.stderr)
+            continue
         cfg = run_config(run)
         start, digest, check = probe_start(cfg, run, args.out, args.preset)
-        row = run.parent
-        trained = json.loads((row / "probe" / "probe.json").read_text())
-        suffix = "" if cfg.seed == 0 else f"-seed{cfg.seed}"
-        random = json.loads((row.parent / f"{args.random_row}{suffix}" / "probe" / "probe.json").read_text())
-        gain, layer, start_layer = best_gain(trained, start)
-        random_gain, _, random_layer = best_gain(trained, random)
-        knn = ", ".join(f"{key[4:]} {logged:.1f} / {rebuilt:.1f}" for key, (logged, rebuilt) in check.items())
-
-        def top1(probe: dict) -> str:
-            return " / ".join(f"{probe[layer]:.1f}" for layer in LAYERS)
-
-        lines.append(f"| {row.name} | {cfg.seed} | {digest[:12]} | {knn or 'not logged'} | {top1(start)} | "
-                     f"{top1(random)} | {top1(trained)} | {gain:+.1f} ({layer} vs {start_layer}) | "
-                     f"{random_gain:+.1f} ({layer} vs {random_layer}) |")
         record[str(row)] = {"seed": cfg.seed, "sha256": digest, "start": {layer: start[layer] for layer in LAYERS},
                             "knn_step0_logged_rebuilt": check}
-    index.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")
-    table = "\n".join(lines)
+        args.out.mkdir(parents=True, exist_ok=True)
+        index.write_text(json.dumps(record, indent=1, sort_keys=True) + "\n")  # each run kept as it is done
+    table = start_table(record, args.random_row)
     print(table)
     if args.table:
         args.table.write_text(table + "\n")

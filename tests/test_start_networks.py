@@ -59,6 +59,40 @@ def test_a_runs_start_is_rebuilt_checked_probed_and_is_the_random_baseline(start
     assert f"{50 - best_start:+.1f} (conv2 vs " in table and "+5.0 (conv2 vs conv5) |" in table
 
 
+def test_a_recorded_start_is_not_rebuilt_and_the_table_keeps_every_start(starts, tmp_path, monkeypatch):
+    layers = ("conv1", "conv2", "conv3", "conv4", "conv5")
+    out = tmp_path / "starts"
+    out.mkdir()
+    record = {}
+    for name, probe in (("official", (40, 50, 45, 44, 43)), ("no_repair", (39, 47, 45, 44, 43))):
+        row = tmp_path / "work" / name
+        (row / "probe").mkdir(parents=True)
+        (row / "probe" / "probe.json").write_text(json.dumps(dict(zip(layers, probe))))
+        record[str(row)] = {"seed": 0, "sha256": name * 3, "start": dict(zip(layers, (40, 48, 44, 43, 42))),
+                            "knn_step0_logged_rebuilt": {"knn_conv2": [36.8, 36.8]}}
+    (tmp_path / "work" / "random_official" / "probe").mkdir(parents=True)
+    (tmp_path / "work" / "random_official" / "probe" / "probe.json").write_text(
+        json.dumps(dict(zip(layers, (41, 49, 43, 44, 45)))))
+    (out / "starts.json").write_text(json.dumps(record))
+
+    def rebuild(*args):
+        raise AssertionError("a recorded start was rebuilt")
+
+    monkeypatch.setattr(starts, "run_config", lambda run: None)
+    monkeypatch.setattr(starts, "probe_start", rebuild)
+    table_path = tmp_path / "table.md"
+    assert starts.main([str(tmp_path / "work" / "official" / "run"), "--out", str(out),
+                        "--table", str(table_path)]) == 0
+    table = table_path.read_text().splitlines()
+    assert len(table) == 4  # header, rule, one line per recorded start: the run named and the one before
+    assert table[2].startswith("| no_repair | 0 | no_repairno_ |")
+    assert table[2].endswith("| -1.0 (conv2 vs conv2) | -2.0 (conv2 vs conv2) |")
+    assert table[3].startswith("| official | 0 | officialoffi |")
+    assert table[3].endswith("| +2.0 (conv2 vs conv2) | +1.0 (conv2 vs conv2) |")
+    with pytest.raises(AssertionError, match="was rebuilt"):
+        starts.main([str(tmp_path / "work" / "official" / "run"), "--out", str(out), "--recheck"])
+
+
 def test_a_run_that_is_not_train_spot_is_refused(starts, tmp_path):
     run = tmp_path / "run"
     run.mkdir()
