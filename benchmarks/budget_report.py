@@ -83,23 +83,24 @@ class Run:
         walls = [row["wall_s"] for row in self.metrics if "wall_s" in row]
         return walls[-1] / 60 if walls else None
 
+    def _best_against(self, reference: dict[str, float] | None) -> tuple[str, float] | None:
+        """The row's best layer and its top-1 minus the best layer's top-1 of ``reference``."""
+        if not self.probe or not reference:
+            return None
+        layer, top1 = gains_module.best_of(self.probe)
+        return layer, top1 - gains_module.best_of(reference)[1]
+
     @property
     def best(self) -> tuple[str, float] | None:
-        """The issue's best-layer gain: the best layer's top-1 minus the best layer's top-1 of the random start
-        (gains.py's first column; not its largest per-layer gain), and the row's best layer."""
-        if not self.probe or not self.random:
-            return None
-        layer = max(self.probe, key=self.probe.__getitem__)
-        return layer, self.probe[layer] - max(self.random.values())
+        """The issue's best-layer gain against the random start (gains.py's first column; not its largest
+        per-layer gain), and the row's best layer."""
+        return self._best_against(self.random)
 
     @property
     def best_from_start(self) -> tuple[str, float] | None:
         """The best-layer gain against the network this run's C started from (rebuilt and probed by
         start_networks.py): in the pinned code C was drawn after the repair network, so not as the random row."""
-        if not self.probe or not self.start:
-            return None
-        layer = max(self.probe, key=self.probe.__getitem__)
-        return layer, self.probe[layer] - max(self.start.values())
+        return self._best_against(self.start)
 
 
 @dataclass
@@ -255,22 +256,19 @@ def against_reference(budgets: list[Budget], measure: str = "best") -> list[str]
     """Each other stage-2 row of a budget against the budget's official row: its best-layer gain per seed, the
     official seeds' gains, and :func:`verdict` (the issue's test: a difference beyond the seed spread).
     ``measure``: ``best`` (against the random row) or ``best_from_start`` (against each run's own start)."""
-    def gain(run: Run) -> tuple[str, float] | None:
-        return getattr(run, measure)
-
     lines = []
     for budget in budgets:
-        reference = [gain(run)[1] for run in budget.runs if run.row == f"official_{budget.name}" and gain(run)]
-        others = [run for run in budget.runs if gain(run) and run.row not in (f"official_{budget.name}",
-                                                                                  *ROTNET_LABELS)]
+        measured = [(run, getattr(run, measure)) for run in budget.runs]  # (run, (layer, gain) or None)
+        reference = [found[1] for run, found in measured if found and run.row == f"official_{budget.name}"]
+        others = [(run, found[1]) for run, found in measured
+                  if found and run.row not in (f"official_{budget.name}", *ROTNET_LABELS)]
         if not reference or not others:
             continue
         if not lines:
             lines = ["| row | kind | budget | seed | best-layer gain | official row's seeds | against them |",
                      "|---|---|---|---:|---:|---|---|"]
         spread = " / ".join(gains_module.points(value) for value in reference)
-        for run in others:
-            value = gain(run)[1]
+        for run, value in others:
             paper = set(extra_pairs(run.row, budget.variants)) <= PAPER_ABLATIONS
             found = verdict(value, reference, paper)
             kind = "paper's ablation" if paper else "our lever"

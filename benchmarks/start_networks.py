@@ -40,6 +40,9 @@ from spotart.train.checkpoints import CHECKPOINT_FORMAT, save_checkpoint
 from spotart.train.session import start_session
 from spotart.train.stage2 import build_models, load_autoencoder
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from gains import best_of  # noqa: E402  (benchmarks/gains.py: the best layer of a probe)
+
 LAYERS = ("conv1", "conv2", "conv3", "conv4", "conv5")
 STARTS_FILE = "starts.json"
 log = logging.getLogger("spotart")
@@ -77,9 +80,9 @@ def logged_step0(run: Path) -> dict[str, float]:
 
 def best_gain(probe: dict[str, float], start: dict[str, float]) -> tuple[float, str, str]:
     """The best layer's top-1 minus the start's best layer's top-1, with the two layers."""
-    trained = max(LAYERS, key=lambda layer: probe[layer])
-    started = max(LAYERS, key=lambda layer: start[layer])
-    return probe[trained] - start[started], trained, started
+    (trained, top1), (started, start_top1) = (best_of({layer: values[layer] for layer in LAYERS})
+                                              for values in (probe, start))
+    return top1 - start_top1, trained, started
 
 
 def probe_start(cfg, run: Path, out: Path, preset_name: str) -> tuple[dict, str, dict]:
